@@ -1,0 +1,314 @@
+"""The ``distilnas`` command line.
+
+    distilnas search CONFIG [--out DIR] [--resume] [key=value ...]
+    distilnas score CHECKPOINT --archs FILE --out OUT.jsonl [key=value ...]
+    distilnas rank PRED.jsonl TRUTH [--key accuracy] [--pred-key KEY]
+    distilnas train ARCH [--space nb201] [--config FILE] [--out DIR] [key=value ...]
+    distilnas bench build CONFIG --out DIR [--archs FILE] [key=value ...]
+    distilnas bench report DIR
+    distilnas list [spaces|algorithms|datasets] [PATTERN]
+
+Bad input (unknown config keys, malformed architectures, missing data or checkpoints) ends with one
+line ``distilnas: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+KNOWN_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from .arch import ArchError
+    from .config import ConfigError
+    from .data import DataError
+    from .registry import RegistryError
+    from .train.checkpoint import CheckpointError
+    from .train.loop import RunError
+
+    return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, FileNotFoundError)
+
+
+def _load_config(path: str | None, overrides: Sequence[str]) -> dict[str, Any]:
+    from .config import apply_overrides, load_yaml
+
+    data = load_yaml(path) if path else {}
+    return apply_overrides(data, list(overrides))
+
+
+# ---------------------------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> int:
+    from .train.loop import resolve_config, run_search
+
+    cfg = resolve_config(_load_config(args.config, args.overrides))
+    out = args.out or f"runs/{Path(args.config).stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    t0 = time.time()
+    result = run_search(cfg, out, resume=args.resume)
+    if result:
+        best = result["best"]
+        print(f"search finished in {time.time() - t0:.0f}s; results in {out}/")
+        if best:
+            print(f"best: {best['arch']}  val acc {best['accuracy']:.2f}%  "
+                  f"params {best['params']:,}  FLOPs {best['flops']:,}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .config import apply_overrides
+    from .data import load_dataset
+    from .evaluate.scoring import score_archs
+    from .train.loop import _check_data, _read_archs, load_supernet
+
+    state_overrides = apply_overrides({}, list(args.overrides))
+    run, state = load_supernet(args.checkpoint, _merge_sections(args.checkpoint, state_overrides))
+    archs = _read_archs(args.archs, run.space)
+    data = load_dataset(run.cfg.data)
+    _check_data(run.space, data, run.cfg)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") as f:
+        for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device):
+            f.write(json.dumps(r) + "\n")
+    print(f"scored {len(archs)} architectures -> {args.out}")
+    return 0
+
+
+def _merge_sections(checkpoint: str, overrides: dict[str, Any]) -> dict[str, Any] | None:
+    """Overrides of a checkpoint's config, merged section by section (e.g. data.root=...)."""
+    if not overrides:
+        return None
+    from .train.checkpoint import load_checkpoint
+
+    base = load_checkpoint(checkpoint).get("config", {})
+    merged = dict(base)
+    for k, v in overrides.items():
+        merged[k] = {**base.get(k, {}), **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return merged
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .evaluate.groundtruth import load_truth
+    from .evaluate.metrics import align, format_table, noise_ceiling, rank_metrics
+
+    pred = _read_pred(args.pred, args.pred_key)
+    truth = load_truth(args.truth, args.key)
+    archs, p, t = align(pred, truth)
+    rows = [(f"{Path(args.pred).name} vs truth", rank_metrics(p, t, bootstrap=args.bootstrap))]
+    multi = {a: truth[a] for a in archs if len(truth[a]) >= 2}
+    if len(multi) >= 2:
+        rows.append(("noise ceiling (seed vs seed)", noise_ceiling(multi)))
+    print(f"{len(archs)} architectures in common (pred {len(pred)}, truth {len(truth)}); "
+          f"pred key {args.pred_key or 'auto'}, truth key {args.key}")
+    print(format_table(rows))
+    return 0
+
+
+def _read_pred(path: str, key: str | None) -> dict[str, float]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"prediction file {p} not found (JSON lines with 'arch' and a score)")
+    out: dict[str, float] = {}
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            k = key or ("accuracy" if "accuracy" in r else "score")
+            out[r["arch"].strip()] = float(r[k])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"{p}:{n}: expected a JSON object with 'arch' and "
+                             f"{key or 'accuracy/score'!r}") from None
+    return out
+
+
+@dataclass
+class TrainRunConfig:
+    """``distilnas train``: one architecture trained standalone."""
+
+    seed: int = 0
+    space: dict[str, Any] = field(default_factory=lambda: {"name": "nb201"})
+    data: Any = None
+    recipe: Any = None
+    device: str = "auto"
+    threads: int = 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .config import ConfigError, build_space_config, from_dict, to_dict
+    from .data import DataConfig, load_dataset
+    from .spaces import count_flops, count_params, create_space
+    from .train.loop import _check_data
+    from .train.standalone import Recipe, train_standalone
+
+    raw = _load_config(args.config, args.overrides)
+    raw.setdefault("space", {})
+    if args.space:
+        raw["space"] = {**raw["space"], "name": args.space}
+    cfg = from_dict(TrainRunConfig, {k: v for k, v in raw.items() if k not in ("data", "recipe")})
+    unknown = set(raw) - {"seed", "space", "data", "recipe", "device", "threads"}
+    if unknown:
+        raise ConfigError(f"unknown config key {sorted(unknown)[0]!r}; known: data, device, recipe, seed, space, threads")
+    data_cfg = from_dict(DataConfig, raw.get("data"), "data")
+    recipe = from_dict(Recipe, raw.get("recipe"), "recipe")
+    name = str(cfg.space.get("name", "nb201"))
+    space = create_space(name, build_space_config(name, cfg.space))
+    arch = space.parse(args.arch)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = load_dataset(data_cfg)
+    _check_data(space, data, cfg)  # type: ignore[arg-type]
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    model = space.build(arch, seed=cfg.seed)
+    params, flops = count_params(model), count_flops(model, space.input_shape())
+    t0 = time.time()
+    res = train_standalone(model, data, recipe, seed=cfg.seed, device=device, augment=data_cfg.augment)
+    result = {"arch": str(arch), **res, "params": params, "flops": flops, "seconds": round(time.time() - t0, 1),
+              "config": {"seed": cfg.seed, "space": {"name": name, **to_dict(space.cfg)},
+                         "data": to_dict(data_cfg), "recipe": to_dict(recipe)}}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        torch.save(model.state_dict(), out / "model.pt")
+    print(json.dumps({k: v for k, v in result.items() if k != "config"}))
+    return 0
+
+
+def cmd_bench_build(args: argparse.Namespace) -> int:
+    from .config import from_dict
+    from .evaluate.groundtruth import BenchConfig, build_ground_truth
+
+    cfg = from_dict(BenchConfig, _load_config(args.config, args.overrides))
+    archs = None
+    if args.archs:
+        p = Path(args.archs)
+        if not p.is_file():
+            raise FileNotFoundError(f"architecture file {p} not found (one architecture string per line)")
+        archs = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    t0 = time.time()
+    table = build_ground_truth(cfg, args.out, archs=archs, progress=None)
+    print(f"ground truth for {len(table['archs'])} architectures in {time.time() - t0:.0f}s -> {args.out}/table.json")
+    return _bench_report(Path(args.out) / "table.json")
+
+
+def cmd_bench_report(args: argparse.Namespace) -> int:
+    p = Path(args.path)
+    return _bench_report(p / "table.json" if p.is_dir() else p)
+
+
+def _bench_report(path: Path) -> int:
+    import numpy as np
+
+    from .evaluate.groundtruth import load_truth
+    from .evaluate.metrics import format_table, noise_ceiling
+
+    truth = load_truth(path)
+    accs = np.array([np.mean(v) for v in truth.values()])
+    print(f"{len(truth)} architectures; mean accuracy {accs.mean():.2f}% (min {accs.min():.2f}, max {accs.max():.2f})")
+    multi = {a: v for a, v in truth.items() if len(v) >= 2}
+    if len(multi) >= 2:
+        nc = noise_ceiling(multi)
+        print(format_table([("noise ceiling (seed vs seed)", nc)]))
+        print(f"mean per-arch seed std: {nc.get('seed_std', float('nan')):.3f} points")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .algorithms import ALGORITHMS
+    from .data import DATASETS
+    from .spaces import SPACES
+
+    regs = {"spaces": SPACES, "algorithms": ALGORITHMS, "datasets": DATASETS}
+    for kind, reg in regs.items():
+        if args.kind in (None, kind):
+            print(f"{kind}: {', '.join(reg.list(args.pattern)) or '(none)'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="distilnas", description="One-shot NAS with distillation.")
+    p.add_argument("--version", action="version", version=f"distilnas {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="train a supernet and select architectures")
+    s.add_argument("config", help="YAML config, e.g. configs/bench/spos_nb201_fmnist16.yaml")
+    s.add_argument("--out", help="run directory (default runs/<config>-seed<seed>-<time>)")
+    s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2 seed=1")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("score", help="score architectures with a trained supernet")
+    s.add_argument("checkpoint")
+    s.add_argument("--archs", required=True, help="file with one architecture string per line")
+    s.add_argument("--out", required=True, help="output JSON lines")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. score.bn_recal_batches=20 data.root=...")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("rank", help="rank correlation of predictions against ground truth")
+    s.add_argument("pred", help="JSON lines with 'arch' and a score")
+    s.add_argument("truth", help="ground-truth table.json, {arch: acc or [acc per seed]}, or JSON lines")
+    s.add_argument("--key", default="accuracy", help="ground-truth field (default accuracy)")
+    s.add_argument("--pred-key", default=None, help="prediction field (default accuracy, else score)")
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
+    s.set_defaults(func=cmd_rank)
+
+    s = sub.add_parser("train", help="train one architecture from scratch")
+    s.add_argument("arch")
+    s.add_argument("--space", default=None, help="search space (default nb201)")
+    s.add_argument("--config", default=None, help="YAML with seed/space/data/recipe sections")
+    s.add_argument("--out", default=None, help="directory for result.json and model.pt")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="ground-truth tables").add_subparsers(dest="bench_command", required=True)
+    s = b.add_parser("build", help="train sampled architectures standalone (resumable)")
+    s.add_argument("config")
+    s.add_argument("--out", required=True)
+    s.add_argument("--archs", default=None, help="train these instead of sampling")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_bench_build)
+    s = b.add_parser("report", help="summary and noise ceiling of a table")
+    s.add_argument("path", help="table.json or its directory")
+    s.set_defaults(func=cmd_bench_report)
+
+    s = sub.add_parser("list", help="registered spaces, algorithms, datasets")
+    s.add_argument("kind", nargs="?", choices=["spaces", "algorithms", "datasets"])
+    s.add_argument("pattern", nargs="?", default="*")
+    s.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after options (argparse stops filling positionals at the first one)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("distilnas: interrupted; finished epochs are in checkpoint.pt (continue with --resume)", file=sys.stderr)
+        return 130
+    except _known_errors() + (ValueError,) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"distilnas: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

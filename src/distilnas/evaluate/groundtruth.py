@@ -1,0 +1,207 @@
+"""Ground truth: train sampled architectures standalone with one fixed recipe and several seeds.
+
+Runs in parallel worker processes (one thread each: on small CPUs that beats one process with several
+threads), appends every finished (arch, seed) to ``runs.jsonl`` at once (so an interrupted build resumes
+and keeps finished work), and aggregates to ``table.json``::
+
+    {"recipe_hash": ..., "config": {...}, "archs": {arch: {"accuracy": [per seed], "loss": [...],
+     "seeds": [...], "params": P, "flops": F}}}
+
+Seed ``s`` initialises the network and orders the batches; every architecture sees the same batch order
+for the same seed (common random numbers, which lowers the variance of comparisons between archs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from ..data import DataConfig
+from ..train.standalone import Recipe, recipe_hash
+
+__all__ = ["BenchConfig", "build_ground_truth", "sample_archs", "load_truth", "aggregate_runs"]
+
+
+@dataclass
+class BenchConfig:
+    """What a ground-truth table is built from."""
+
+    space: str = "nb201"
+    space_cfg: dict[str, Any] = field(default_factory=dict)  # overrides of the space's config
+    data: DataConfig = field(default_factory=DataConfig)
+    recipe: Recipe = field(default_factory=Recipe)
+    num_archs: int = 64
+    sample_seed: int = 2026  # which architectures are sampled
+    connected_only: bool = True  # NB201: skip cells whose output is cut off from their input
+    unique: bool = True  # NB201: at most one architecture per isomorphism class
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    workers: int = 2
+    threads_per_worker: int = 1
+    eval_split: str = "test"  # ground truth = top-1 accuracy on this split
+    device: str = "cpu"
+
+
+def _space(cfg: BenchConfig):
+    from ..config import build_space_config
+    from ..spaces import create_space
+
+    return create_space(cfg.space, build_space_config(cfg.space, cfg.space_cfg))
+
+
+def sample_archs(cfg: BenchConfig) -> list[str]:
+    """The benchmark's architectures: uniform samples of the space, optionally connected and unique."""
+    space = _space(cfg)
+    rng = random.Random(cfg.sample_seed)
+    out, keys = [], set()
+    for _ in range(1000 * cfg.num_archs):
+        if len(out) == cfg.num_archs:
+            break
+        a = space.sample(rng)
+        if cfg.connected_only and hasattr(a, "is_connected") and not a.is_connected():
+            continue
+        key = a.isomorphism_key() if cfg.unique and hasattr(a, "isomorphism_key") else str(a)
+        if key in keys:
+            continue
+        keys.add(key)
+        out.append(str(a))
+    return out
+
+
+def _hash(cfg: BenchConfig) -> str:
+    return recipe_hash(cfg.recipe, {"space": cfg.space, "space_cfg": cfg.space_cfg, "data": asdict(cfg.data),
+                                    "eval_split": cfg.eval_split})
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, Any]:
+    from ..config import from_dict
+    from ..data import load_dataset
+    from ..spaces import count_flops, count_params
+    from ..train.standalone import train_standalone
+
+    cfg = from_dict(BenchConfig, cfg_dict)
+    if "data" not in _WORKER:
+        _WORKER["data"] = load_dataset(cfg.data)
+    space = _space(cfg)
+    arch = space.parse(arch_str)
+    model = space.build(arch, seed=seed)
+    params, flops = count_params(model), count_flops(model, space.input_shape())
+    t0 = time.time()
+    res = train_standalone(model, _WORKER["data"], cfg.recipe, seed=seed, device=cfg.device,
+                           augment=cfg.data.augment, eval_sets=(cfg.eval_split,))
+    return {"arch": arch_str, "seed": seed, "accuracy": res[f"{cfg.eval_split}_accuracy"],
+            "loss": res[f"{cfg.eval_split}_loss"], "params": params, "flops": flops,
+            "seconds": round(time.time() - t0, 2)}
+
+
+def _read_runs(path: Path, want_hash: str) -> list[dict[str, Any]]:
+    runs = []
+    if path.exists():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut off by a kill: that run is simply redone
+            if r.get("recipe_hash") == want_hash:
+                runs.append(r)
+    return runs
+
+
+def aggregate_runs(runs: list[dict[str, Any]], archs: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """{arch: {accuracy: [..], loss: [..], seeds: [..], params, flops}} in seed order."""
+    table: dict[str, dict[str, Any]] = {}
+    order = archs or list(dict.fromkeys(r["arch"] for r in runs))
+    by = {(r["arch"], r["seed"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    for a in order:
+        rs = [by[(a, s)] for s in seeds if (a, s) in by]
+        if not rs:
+            continue
+        table[a] = {"accuracy": [r["accuracy"] for r in rs], "loss": [r["loss"] for r in rs],
+                    "seeds": [r["seed"] for r in rs], "params": rs[0]["params"], "flops": rs[0]["flops"]}
+    return table
+
+
+def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] | None = None,
+                       progress: bool = True) -> dict[str, Any]:
+    """Train every (arch, seed) not yet in ``out_dir/runs.jsonl``; write and return the table."""
+    from ..config import to_dict
+    from ..progress import progress_bar
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h = _hash(cfg)
+    archs = archs if archs is not None else sample_archs(cfg)
+    (out / "archs.txt").write_text("\n".join(archs) + "\n")
+    (out / "bench_config.json").write_text(json.dumps({"recipe_hash": h, **to_dict(cfg)}, indent=2) + "\n")
+    runs_path = out / "runs.jsonl"
+    runs = _read_runs(runs_path, h)
+    done = {(r["arch"], r["seed"]) for r in runs}
+    todo = [(a, s) for a in archs for s in cfg.seeds if (a, s) not in done]
+    cfg_dict = to_dict(cfg)
+    if todo:
+        ctx = get_context("spawn")
+        bar = progress_bar(total=len(todo), desc="ground truth", disable=not progress)
+        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(cfg.threads_per_worker,)) as pool, open(runs_path, "a") as f:
+            futs = [pool.submit(_train_one, cfg_dict, a, s) for a, s in todo]
+            for fut in as_completed(futs):
+                r = {**fut.result(), "recipe_hash": h}
+                f.write(json.dumps(r) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                runs.append(r)
+                bar.update(1)
+                bar.set_postfix_str(f"{r['accuracy']:.2f}% {r['seconds']:.0f}s")
+        bar.close()
+    table = {"recipe_hash": h, "config": cfg_dict, "archs": aggregate_runs(runs, archs)}
+    (out / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+    return table
+
+
+def load_truth(path: str | Path, key: str = "accuracy") -> dict[str, list[float]]:
+    """Read ground truth: a builder ``table.json``, or a JSON object {arch: value or [values per seed]},
+    or a JSON-lines file of {"arch": ..., key: ...} (several lines per arch are seeds)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"ground-truth file {p} not found")
+    text = p.read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = None
+    out: dict[str, list[float]] = {}
+    if isinstance(obj, dict):
+        items = obj["archs"] if isinstance(obj.get("archs"), dict) else obj
+        for a, v in items.items():
+            if isinstance(v, dict):
+                if key not in v:
+                    raise ValueError(f"ground truth {p}: entry {a!r} has no {key!r} (has {sorted(v)})")
+                v = v[key]
+            out[a] = [float(x) for x in v] if isinstance(v, list) else [float(v)]
+        return out
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                r = json.loads(line)
+                out.setdefault(r["arch"], []).append(float(r[key]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ValueError(f"ground truth {p} line {n}: expected a JSON object with 'arch' and {key!r}") from None
+    return out

@@ -1,0 +1,480 @@
+"""Ranking metrics: how well a supernet's (or any proxy's) predicted scores rank architectures.
+
+A weight-sharing supernet, a zero-cost proxy or a short-training estimate assigns every architecture a
+score; the ground truth is the accuracy each one reaches when trained standalone. What matters for
+architecture search is not the scores themselves but whether they *order* the architectures the same
+way the ground truth does, above all among the best ones. This module measures that agreement:
+
+* global rank correlations (Kendall tau-b, Spearman) and the linear Pearson correlation,
+* top-k measures that look only at the architectures that are best by ground truth,
+* the concordant pair ratio (fraction of correctly ordered pairs),
+* percentile-bootstrap confidence intervals over architectures,
+* a noise ceiling: how well one ground-truth seed ranks against another, i.e. the best agreement any
+  predictor can hope to reach given the seed-to-seed noise of the ground truth itself.
+
+Higher is better for both predicted and true scores throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "rank_metrics",
+    "align",
+    "noise_ceiling",
+    "summarize_seeds",
+    "format_table",
+    "DEFAULT_TABLE_KEYS",
+]
+
+#: Columns :func:`format_table` shows when none are given.
+DEFAULT_TABLE_KEYS: tuple[str, ...] = (
+    "n",
+    "kendall_tau",
+    "spearman",
+    "pearson",
+    "top10_tau",
+    "top20_tau",
+    "precision@10",
+    "cpr",
+)
+
+# Bound on the number of elements of one (resamples x n x n) block in the vectorised bootstrap.
+_BOOTSTRAP_BLOCK_ELEMS = 4_000_000
+# Bound on the number of elements of one (rows x n) block when counting concordant pairs.
+_PAIR_BLOCK_ELEMS = 4_000_000
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_vector(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    """Converts ``values`` to a 1-D float array.
+
+    Args:
+        values: The scores.
+        name: Name used in error messages.
+
+    Returns:
+        A 1-D ``float64`` array.
+
+    Raises:
+        ValueError: If ``values`` is not one-dimensional.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _check_pair(pred: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Validates and converts a (pred, truth) pair of score vectors.
+
+    Raises:
+        ValueError: If the lengths differ or fewer than two architectures are given.
+    """
+    p = _as_vector(pred, "pred")
+    t = _as_vector(truth, "truth")
+    if p.shape[0] != t.shape[0]:
+        raise ValueError(f"pred and truth must have equal length, got {p.shape[0]} and {t.shape[0]}")
+    if p.shape[0] < 2:
+        raise ValueError(f"need at least 2 architectures to rank, got {p.shape[0]}")
+    return p, t
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
+    """Validates the top-k sizes."""
+    out = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"top-k sizes must be positive integers, got {k!r}")
+        out.append(int(k))
+    return out
+
+
+def _kendall(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall tau-b; NaN (without warnings) for constant or otherwise degenerate input."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.kendalltau(x, y, variant="b")
+    return float(res.statistic)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation; NaN (without warnings) for constant input."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.spearmanr(x, y)
+    return float(res.statistic)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN (without warnings) for constant input."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.pearsonr(x, y)
+    return float(res.statistic)
+
+
+def _top_by(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values (ties broken by position, earlier first)."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def _top_k_tau(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Kendall tau-b among the ``k`` architectures that are best by ground truth."""
+    if k < 2 or truth.shape[0] < k:
+        return math.nan
+    idx = _top_by(truth, k)
+    return _kendall(pred[idx], truth[idx])
+
+
+def _precision_at_k(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Share of the true top-k that is also in the predicted top-k."""
+    if truth.shape[0] < k:
+        return math.nan
+    common = np.intersect1d(_top_by(pred, k), _top_by(truth, k), assume_unique=True)
+    return common.shape[0] / k
+
+
+def _concordant_pair_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Fraction of pairs i < j with different truth that pred orders the same way (ties count half)."""
+    n = truth.shape[0]
+    score = 0.0
+    pairs = 0
+    rows = max(1, _PAIR_BLOCK_ELEMS // max(n, 1))
+    for start in range(0, n - 1, rows):
+        stop = min(start + rows, n - 1)
+        i = np.arange(start, stop)[:, None]
+        j = np.arange(n)[None, :]
+        upper = j > i  # only pairs i < j: each unordered pair once, never an item with itself
+        st = np.sign(truth[start:stop, None] - truth[None, :])
+        sp = np.sign(pred[start:stop, None] - pred[None, :])
+        valid = upper & (st != 0)
+        agree = (st * sp)[valid]  # +1 same order, -1 opposite, 0 tied in pred
+        pairs += agree.shape[0]
+        score += float(np.count_nonzero(agree > 0)) + 0.5 * float(np.count_nonzero(agree == 0))
+    return score / pairs if pairs else math.nan
+
+
+def _batched_kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of every row pair of two ``(B, n)`` arrays (NaN where a row is constant)."""
+    n = x.shape[1]
+    iu, ju = np.triu_indices(n, k=1)
+    sx = np.sign(x[:, iu] - x[:, ju])
+    sy = np.sign(y[:, iu] - y[:, ju])
+    num = np.einsum("bp,bp->b", sx, sy)
+    # Pairs untied in x (resp. y) are exactly (n0 - n1) (resp. (n0 - n2)) of the tau-b denominator.
+    den = np.sqrt(np.einsum("bp,bp->b", sx, sx) * np.einsum("bp,bp->b", sy, sy))
+    out = np.full(x.shape[0], math.nan)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def _batched_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman correlation of every row pair of two ``(B, n)`` arrays (NaN where a row is constant)."""
+    rx = stats.rankdata(x, axis=1)
+    ry = stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    num = np.einsum("bi,bi->b", rx, ry)
+    den = np.sqrt(np.einsum("bi,bi->b", rx, rx) * np.einsum("bi,bi->b", ry, ry))
+    out = np.full(x.shape[0], math.nan)
+    ok = den > 1e-12
+    out[ok] = np.clip(num[ok] / den[ok], -1.0, 1.0)
+    return out
+
+
+def _percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite entries of ``samples`` (NaN, NaN when there are none)."""
+    finite = samples[np.isfinite(samples)]
+    if finite.shape[0] == 0:
+        return math.nan, math.nan
+    alpha = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(finite, [alpha, 100.0 - alpha])
+    return float(lo), float(hi)
+
+
+def _bootstrap(
+    pred: np.ndarray, truth: np.ndarray, resamples: int, seed: int
+) -> dict[str, float]:
+    """Percentile-bootstrap 95% intervals of Kendall tau-b and Spearman, resampling architectures."""
+    n = truth.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    pairs = n * (n - 1) // 2
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(pairs, 1))
+    taus = np.empty(resamples)
+    rhos = np.empty(resamples)
+    for start in range(0, resamples, block):
+        sl = slice(start, min(start + block, resamples))
+        xs, ys = pred[idx[sl]], truth[idx[sl]]
+        taus[sl] = _batched_kendall_tau_b(xs, ys)
+        rhos[sl] = _batched_spearman(xs, ys)
+    tau_lo, tau_hi = _percentile_interval(taus)
+    rho_lo, rho_hi = _percentile_interval(rhos)
+    return {
+        "kendall_tau_lo": tau_lo,
+        "kendall_tau_hi": tau_hi,
+        "spearman_lo": rho_lo,
+        "spearman_hi": rho_hi,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------------
+
+
+def rank_metrics(
+    pred: Sequence[float] | np.ndarray,
+    truth: Sequence[float] | np.ndarray,
+    ks: Sequence[int] = (10, 20),
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Measures how well predicted scores rank architectures against their ground truth.
+
+    Args:
+        pred: Predicted score of each architecture (higher = better).
+        truth: Ground-truth score of each architecture, in the same order (higher = better).
+        ks: Sizes of the top-k sets for ``top{k}_tau`` and ``precision@{k}``.
+        bootstrap: Number of bootstrap resamples of the architectures for the 95% intervals of
+            Kendall tau and Spearman; 0 skips the bootstrap (the ``*_lo``/``*_hi`` keys are then absent).
+        seed: Seed of the bootstrap's random generator.
+
+    Returns:
+        A dict with:
+
+        * ``n``: number of architectures;
+        * ``kendall_tau``: Kendall tau-b; ``spearman``; ``pearson``;
+        * ``top{k}_tau``: Kendall tau-b among the k architectures that are best by ground truth
+          (NaN if ``n < k`` or ``k < 2``);
+        * ``precision@{k}``: share of the true top-k found in the predicted top-k (NaN if ``n < k``);
+        * ``cpr``: concordant pair ratio, the fraction of pairs with different ground truth that the
+          prediction orders the same way, a tie in the prediction counting half (NaN if all truths tie);
+        * ``kendall_tau_lo``, ``kendall_tau_hi``, ``spearman_lo``, ``spearman_hi``: percentile-bootstrap
+          95% intervals (only when ``bootstrap > 0``; resamples with a constant vector are dropped).
+
+        Correlations of constant input are NaN.
+
+    Raises:
+        ValueError: If the lengths differ, fewer than two architectures are given, a k is not a
+            positive integer or ``bootstrap`` is negative.
+    """
+    p, t = _check_pair(pred, truth)
+    ks_ = _check_ks(ks)
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, Integral) or bootstrap < 0:
+        raise ValueError(f"bootstrap must be a non-negative integer, got {bootstrap!r}")
+
+    out: dict[str, float] = {
+        "n": int(p.shape[0]),
+        "kendall_tau": _kendall(p, t),
+        "spearman": _spearman(p, t),
+        "pearson": _pearson(p, t),
+    }
+    for k in ks_:
+        out[f"top{k}_tau"] = _top_k_tau(p, t, k)
+    for k in ks_:
+        out[f"precision@{k}"] = _precision_at_k(p, t, k)
+    out["cpr"] = _concordant_pair_ratio(p, t)
+    if bootstrap > 0:
+        out.update(_bootstrap(p, t, int(bootstrap), seed))
+    return out
+
+
+def _truth_value(value: float | Sequence[float]) -> float | None:
+    """Mean over seeds of a ground-truth entry (None for an empty list)."""
+    if isinstance(value, Real):
+        return float(value)
+    arr = np.asarray(value, dtype=np.float64).ravel()
+    if arr.shape[0] == 0:
+        return None
+    return float(arr.mean())
+
+
+def align(
+    pred: Mapping[str, float], truth: Mapping[str, float | Sequence[float]]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Pairs predicted and true scores of the architectures present in both.
+
+    Args:
+        pred: Predicted score per architecture key.
+        truth: Ground truth per architecture key: one value, or a list of per-seed values that is
+            averaged (an empty list counts as missing).
+
+    Returns:
+        ``(archs, pred_values, truth_values)``: the common architecture keys (stripped of surrounding
+        whitespace) in the order of ``truth``, and their predicted and (seed-averaged) true scores.
+
+    Raises:
+        ValueError: If fewer than two architectures are in common.
+    """
+    pred_by_key = {str(k).strip(): float(v) for k, v in pred.items()}
+    archs: list[str] = []
+    p_vals: list[float] = []
+    t_vals: list[float] = []
+    seen: set[str] = set()
+    for key, value in truth.items():
+        arch = str(key).strip()
+        if arch in seen or arch not in pred_by_key:
+            continue
+        tv = _truth_value(value)
+        if tv is None:
+            continue
+        seen.add(arch)
+        archs.append(arch)
+        p_vals.append(pred_by_key[arch])
+        t_vals.append(tv)
+    if len(archs) < 2:
+        raise ValueError(
+            f"only {len(archs)} architecture(s) matched between pred ({len(pred)}) and "
+            f"truth ({len(truth)}); need at least 2"
+        )
+    return archs, np.asarray(p_vals, dtype=np.float64), np.asarray(t_vals, dtype=np.float64)
+
+
+def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+    """Rank agreement of the ground truth with itself across seeds.
+
+    For every pair of seed indices ``s < t`` the column of seed ``s`` (``per_seed[a][s]``) is ranked
+    against the column of seed ``t`` (which serves as the reference for the top-k measures) over the
+    architectures that have both seeds; the metrics are averaged over seed pairs. No predictor is
+    expected to agree with the seed-averaged truth much better than this.
+
+    Args:
+        per_seed: Per-seed ground-truth values per architecture. Only architectures with at least two
+            values are used.
+        ks: Sizes of the top-k sets for ``top{k}_tau``.
+
+    Returns:
+        A dict with ``kendall_tau``, ``spearman`` and ``top{k}_tau`` (means over seed pairs, ignoring
+        pairs where a value is NaN; NaN if all are), ``n`` (architectures used), ``seed_pairs`` (seed
+        pairs with at least two shared architectures) and ``seed_std`` (mean over architectures of the
+        per-architecture standard deviation across seeds, ddof=1).
+
+    Raises:
+        ValueError: If fewer than two architectures have at least two seed values.
+    """
+    ks_ = _check_ks(ks)
+    rows = {a: np.asarray(v, dtype=np.float64).ravel() for a, v in per_seed.items()}
+    rows = {a: v for a, v in rows.items() if v.shape[0] >= 2}
+    if len(rows) < 2:
+        raise ValueError(
+            f"noise ceiling needs at least 2 architectures with >= 2 seed values, got {len(rows)}"
+        )
+    num_seeds = max(v.shape[0] for v in rows.values())
+    keys = ["kendall_tau", "spearman"] + [f"top{k}_tau" for k in ks_]
+    collected: dict[str, list[float]] = {key: [] for key in keys}
+    used_pairs = 0
+    for s, t in combinations(range(num_seeds), 2):
+        both = [v for v in rows.values() if v.shape[0] > t]
+        if len(both) < 2:
+            continue
+        col_s = np.array([v[s] for v in both])
+        col_t = np.array([v[t] for v in both])
+        m = rank_metrics(col_s, col_t, ks=ks_, bootstrap=0)
+        for key in keys:
+            collected[key].append(m[key])
+        used_pairs += 1
+
+    out: dict[str, float] = {}
+    for key in keys:
+        vals = np.asarray(collected[key], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[key] = float(vals.mean()) if vals.shape[0] else math.nan
+    out["n"] = len(rows)
+    out["seed_pairs"] = used_pairs
+    out["seed_std"] = float(np.mean([np.std(v, ddof=1) for v in rows.values()]))
+    return out
+
+
+def summarize_seeds(values: Sequence[float]) -> dict[str, float]:
+    """Summary statistics of one quantity measured over several seeds.
+
+    Args:
+        values: The per-seed values.
+
+    Returns:
+        ``mean``, ``std`` (ddof=1; 0 for a single value), ``min``, ``max`` and ``n``.
+
+    Raises:
+        ValueError: If ``values`` is empty.
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.shape[0] == 0:
+        raise ValueError("summarize_seeds needs at least one value")
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if arr.shape[0] > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.shape[0]),
+    }
+
+
+def _format_value(value: object) -> str:
+    """Formats one table cell: ints plain, floats with 3 decimals, NaN as ``nan``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Real):
+        v = float(value)
+        return "nan" if math.isnan(v) else f"{v:.3f}"
+    return str(value)
+
+
+def format_table(
+    rows: Sequence[tuple[str, Mapping[str, float]]], keys: Sequence[str] | None = None
+) -> str:
+    """Renders metric dicts as a plain-text table with aligned columns.
+
+    Args:
+        rows: ``(label, metrics)`` pairs, one table row each.
+        keys: Metric columns to show; defaults to :data:`DEFAULT_TABLE_KEYS`. A metric missing from a
+            row is shown as ``-``.
+
+    Returns:
+        The table (header, rule, one line per row), without a trailing newline. Floats have 3
+        decimals, NaN reads ``nan`` and ints are plain; when a row has ``kendall_tau_lo`` and
+        ``kendall_tau_hi`` its Kendall tau cell reads like ``0.512 [0.401, 0.610]``.
+    """
+    cols = list(DEFAULT_TABLE_KEYS if keys is None else keys)
+    header = ["", *cols]
+    body: list[list[str]] = []
+    for label, metrics in rows:
+        cells = [str(label)]
+        for key in cols:
+            cell = _format_value(metrics.get(key))
+            if key == "kendall_tau" and "kendall_tau_lo" in metrics and "kendall_tau_hi" in metrics:
+                lo = _format_value(metrics["kendall_tau_lo"])
+                hi = _format_value(metrics["kendall_tau_hi"])
+                cell = f"{cell} [{lo}, {hi}]"
+            cells.append(cell)
+        body.append(cells)
+
+    widths = [max(len(r[c]) for r in [header, *body]) for c in range(len(header))]
+
+    def render(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:])]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([render(header), rule, *(render(r) for r in body)])

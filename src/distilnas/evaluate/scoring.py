@@ -1,0 +1,89 @@
+"""Scoring architectures with supernet weights.
+
+Weight-shared BatchNorm statistics belong to no single path, so before a path is evaluated its
+BatchNorm layers are recalibrated (Guo et al., SPOS sec. 3.4): running statistics are reset and
+re-estimated as a cumulative average (``momentum=None``) over a fixed set of training batches, the same
+batches for every architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Splits
+from ..train.standalone import evaluate
+
+__all__ = ["ScoreConfig", "recalibrate_bn", "score_archs", "bn_layers"]
+
+
+@dataclass
+class ScoreConfig:
+    """How a supernet scores architectures."""
+
+    bn_recal_batches: int = 10  # training batches for BN recalibration (0 = keep running statistics)
+    bn_recal_batch_size: int = 256
+    val_size: int = 0  # validation images used for the score (0 = the whole validation split)
+    batch_size: int = 1000  # evaluation batch size
+
+
+def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward=None) -> None:
+    """Reset every BatchNorm's running statistics and re-estimate them as a cumulative average over
+    ``batches`` in train mode. ``forward(x)`` runs the path (default ``model(x)``). Restores the
+    layers' momentum and the model's train/eval mode."""
+    layers = bn_layers(model)
+    saved = [m.momentum for m in layers]
+    was_training = model.training
+    try:
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        model.train()
+        for x in batches:
+            (forward or model)(x)
+    finally:
+        for m, mom in zip(layers, saved):
+            m.momentum = mom
+        model.train(was_training)
+
+
+def _recal_batches(data: Splits, cfg: ScoreConfig, device: torch.device) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    n = len(data.train_x)
+    idx = torch.randperm(n, generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
+    x = data.train_x[idx].to(device)
+    return list(x.split(cfg.bn_recal_batch_size))
+
+
+def score_archs(supernet: nn.Module, archs: list[Any], data: Splits, cfg: ScoreConfig,
+                device: str | torch.device = "cpu", progress: bool | None = None) -> Iterator[dict[str, Any]]:
+    """Yield ``{"arch", "accuracy", "loss"}`` (validation top-1 % and cross-entropy) for each arch,
+    evaluated with the supernet's shared weights after BN recalibration."""
+    from ..progress import progress_bar
+
+    device = torch.device(device)
+    supernet.to(device)
+    recal = _recal_batches(data, cfg, device) if cfg.bn_recal_batches > 0 else []
+    n = cfg.val_size or len(data.val_x)
+    vx, vy = data.val_x[:n].to(device), data.val_y[:n].to(device)
+    bar = progress_bar(total=len(archs), desc="scoring", disable=None if progress is None else not progress)
+    try:
+        for arch in archs:
+            fwd = lambda x, a=arch: supernet(x, a)  # noqa: E731
+            if recal:
+                recalibrate_bn(supernet, recal, fwd)
+            supernet.eval()
+            res = evaluate(fwd, vx, vy, cfg.batch_size)
+            bar.update(1)
+            yield {"arch": str(arch), **res}
+    finally:
+        bar.close()

@@ -1,0 +1,265 @@
+"""Tests of distilnas.evaluate.metrics."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from distilnas.evaluate.metrics import (
+    align,
+    format_table,
+    noise_ceiling,
+    rank_metrics,
+    summarize_seeds,
+)
+
+
+def test_perfect_ranking():
+    truth = np.arange(30, dtype=float)
+    pred = truth * 2.0 + 5.0  # same order, different scale
+    m = rank_metrics(pred, truth, bootstrap=0)
+    assert m["n"] == 30
+    assert m["kendall_tau"] == pytest.approx(1.0)
+    assert m["spearman"] == pytest.approx(1.0)
+    assert m["pearson"] == pytest.approx(1.0)
+    assert m["top10_tau"] == pytest.approx(1.0)
+    assert m["top20_tau"] == pytest.approx(1.0)
+    assert m["precision@10"] == pytest.approx(1.0)
+    assert m["precision@20"] == pytest.approx(1.0)
+    assert m["cpr"] == pytest.approx(1.0)
+    assert "kendall_tau_lo" not in m and "spearman_hi" not in m
+
+
+def test_reversed_ranking():
+    truth = np.arange(30, dtype=float)
+    m = rank_metrics(-truth, truth, bootstrap=0)
+    assert m["kendall_tau"] == pytest.approx(-1.0)
+    assert m["spearman"] == pytest.approx(-1.0)
+    assert m["top10_tau"] == pytest.approx(-1.0)
+    assert m["cpr"] == pytest.approx(0.0)
+    # the 10 worst predictions are the 10 best truths: no overlap
+    assert m["precision@10"] == pytest.approx(0.0)
+
+
+def test_hand_computed_example():
+    truth = [1.0, 2.0, 3.0, 4.0, 5.0]
+    pred = [0.1, 0.3, 0.2, 0.5, 0.4]
+    conc = disc = 0
+    for i, j in combinations(range(len(truth)), 2):
+        s = (pred[i] - pred[j]) * (truth[i] - truth[j])
+        assert s != 0  # no ties in this example
+        if s > 0:
+            conc += 1
+        else:
+            disc += 1
+    assert (conc, disc) == (8, 2)  # two swapped adjacent pairs
+    expected_tau = (conc - disc) / (conc + disc)  # 0.6
+    m = rank_metrics(pred, truth, ks=(2, 3), bootstrap=0)
+    assert m["kendall_tau"] == pytest.approx(expected_tau)
+    assert m["kendall_tau"] == pytest.approx(0.6)
+    assert m["cpr"] == pytest.approx(conc / (conc + disc))
+    # top-2 by truth: archs 4 and 3 (truth 5, 4); pred orders them 0.4 < 0.5 -> reversed
+    assert m["top2_tau"] == pytest.approx(-1.0)
+    # top-2 by pred {3, 4} == top-2 by truth {4, 3}
+    assert m["precision@2"] == pytest.approx(1.0)
+    # top-3 by pred {3, 4, 1}, by truth {4, 3, 2}: 2 of 3 shared
+    assert m["precision@3"] == pytest.approx(2 / 3)
+    # small n with default ks: top-k measures undefined
+    m2 = rank_metrics(pred, truth, bootstrap=0)
+    assert math.isnan(m2["top10_tau"]) and math.isnan(m2["precision@10"])
+
+
+def test_cpr_pred_ties_count_half():
+    truth = [1.0, 2.0, 3.0]
+    pred = [0.0, 0.0, 1.0]
+    # pairs: (0,1) tied in pred -> 0.5; (0,2) concordant; (1,2) concordant
+    m = rank_metrics(pred, truth, bootstrap=0)
+    assert m["cpr"] == pytest.approx(2.5 / 3)
+
+    # all predictions tied: every pair counts half
+    m = rank_metrics([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0], bootstrap=0)
+    assert m["cpr"] == pytest.approx(0.5)
+
+
+def test_cpr_ignores_truth_ties():
+    truth = [1.0, 1.0, 2.0]
+    pred = [5.0, 0.0, 3.0]
+    # pair (0,1) has equal truth -> ignored; (0,2) discordant; (1,2) concordant
+    m = rank_metrics(pred, truth, bootstrap=0)
+    assert m["cpr"] == pytest.approx(0.5)
+
+
+def test_top_k_tau_uses_only_best_by_truth():
+    n = 30
+    truth = np.arange(n, dtype=float)
+    pred = truth.copy()
+    best = np.argsort(-truth)[:5]  # indices 29..25
+    pred[best] = pred[best][::-1]  # reverse the order among the 5 best only
+    m = rank_metrics(pred, truth, ks=(5, 10), bootstrap=0)
+    assert m["kendall_tau"] > 0.9
+    assert m["top5_tau"] == pytest.approx(-1.0)
+    # the set of the top 5 is unchanged
+    assert m["precision@5"] == pytest.approx(1.0)
+    # top-10: 10 of the 45 pairs are discordant
+    assert m["top10_tau"] == pytest.approx((35 - 10) / 45)
+
+
+def test_top_k_tau_undefined_for_k_below_two():
+    m = rank_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], ks=(1,), bootstrap=0)
+    assert math.isnan(m["top1_tau"])
+    assert m["precision@1"] == pytest.approx(1.0)
+
+
+def test_matches_scipy():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=40)
+    pred = truth + rng.normal(size=40)
+    m = rank_metrics(pred, truth, bootstrap=0)
+    assert m["kendall_tau"] == pytest.approx(stats.kendalltau(pred, truth).statistic)
+    assert m["spearman"] == pytest.approx(stats.spearmanr(pred, truth).statistic)
+    assert m["pearson"] == pytest.approx(stats.pearsonr(pred, truth).statistic)
+
+
+def test_bootstrap_interval_and_reproducibility():
+    rng = np.random.default_rng(1)
+    n = 64
+    truth = np.sort(rng.uniform(0.5, 0.9, size=n))
+    pred = truth + rng.normal(scale=0.05, size=n)
+    m = rank_metrics(pred, truth, bootstrap=1000, seed=7)
+    assert m["kendall_tau_lo"] <= m["kendall_tau"] <= m["kendall_tau_hi"]
+    assert m["spearman_lo"] <= m["spearman"] <= m["spearman_hi"]
+    assert m["kendall_tau_lo"] < m["kendall_tau_hi"]  # noisy: a real interval
+    assert -1.0 <= m["kendall_tau_lo"] and m["kendall_tau_hi"] <= 1.0
+
+    again = rank_metrics(pred, truth, bootstrap=1000, seed=7)
+    for key in ("kendall_tau_lo", "kendall_tau_hi", "spearman_lo", "spearman_hi"):
+        assert again[key] == m[key]
+    other = rank_metrics(pred, truth, bootstrap=1000, seed=8)
+    assert (other["kendall_tau_lo"], other["kendall_tau_hi"]) != (
+        m["kendall_tau_lo"],
+        m["kendall_tau_hi"],
+    )
+
+
+def test_bootstrap_drops_degenerate_resamples():
+    # with n=2 many resamples draw the same arch twice (constant -> NaN tau); those are dropped
+    m = rank_metrics([1.0, 2.0], [1.0, 2.0], bootstrap=200, seed=0)
+    assert m["kendall_tau_lo"] == pytest.approx(1.0)
+    assert m["kendall_tau_hi"] == pytest.approx(1.0)
+
+
+def test_align_averages_seeds_and_strips_keys():
+    pred = {" a ": 0.1, "b": 0.2, "c": 0.3, "x": 9.0}
+    truth = {"c": [0.7, 0.9], "a": 0.5, "b ": [0.6, 0.6, 0.9], "y": 0.1}
+    archs, p, t = align(pred, truth)
+    assert archs == ["c", "a", "b"]  # truth order
+    np.testing.assert_allclose(p, [0.3, 0.1, 0.2])
+    np.testing.assert_allclose(t, [0.8, 0.5, 0.7])
+
+
+def test_align_errors_on_fewer_than_two_matches():
+    with pytest.raises(ValueError, match="1"):
+        align({"a": 1.0, "b": 2.0}, {"a": [0.5], "z": 0.3})
+    with pytest.raises(ValueError, match="0"):
+        align({"a": 1.0}, {"b": 1.0})
+
+
+def test_noise_ceiling_identical_and_reversed():
+    base = np.linspace(0.5, 0.9, 25)
+    same = {f"arch{i}": [v, v] for i, v in enumerate(base)}
+    nc = noise_ceiling(same)
+    assert nc["kendall_tau"] == pytest.approx(1.0)
+    assert nc["spearman"] == pytest.approx(1.0)
+    assert nc["top10_tau"] == pytest.approx(1.0)
+    assert nc["top20_tau"] == pytest.approx(1.0)
+    assert nc["n"] == 25 and nc["seed_pairs"] == 1
+    assert nc["seed_std"] == pytest.approx(0.0)
+
+    rev = {f"arch{i}": [v, -v] for i, v in enumerate(base)}
+    nc = noise_ceiling(rev)
+    assert nc["kendall_tau"] == pytest.approx(-1.0)
+    assert nc["spearman"] == pytest.approx(-1.0)
+    assert nc["top10_tau"] == pytest.approx(-1.0)
+    expected_std = np.mean([np.std([v, -v], ddof=1) for v in base])
+    assert nc["seed_std"] == pytest.approx(expected_std)
+
+
+def test_noise_ceiling_averages_seed_pairs_and_skips_single_seed():
+    base = np.arange(12, dtype=float)
+    per_seed = {f"a{i}": [v, v, -v] for i, v in enumerate(base)}
+    per_seed["single"] = [100.0]  # only one seed: ignored
+    nc = noise_ceiling(per_seed, ks=(5,))
+    # pairs (0,1): +1, (0,2): -1, (1,2): -1 -> mean -1/3
+    assert nc["seed_pairs"] == 3
+    assert nc["n"] == 12
+    assert nc["kendall_tau"] == pytest.approx(-1 / 3)
+    assert nc["top5_tau"] == pytest.approx(-1 / 3)
+
+
+def test_noise_ceiling_needs_two_archs():
+    with pytest.raises(ValueError):
+        noise_ceiling({"a": [0.1, 0.2], "b": [0.3]})
+
+
+def test_length_mismatch_and_too_few_raise():
+    with pytest.raises(ValueError, match="equal length"):
+        rank_metrics([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        rank_metrics([1.0], [1.0])
+
+
+def test_constant_pred_gives_nan_without_raising():
+    truth = np.arange(20, dtype=float)
+    m = rank_metrics(np.full(20, 0.3), truth, bootstrap=100)
+    assert math.isnan(m["kendall_tau"])
+    assert math.isnan(m["spearman"])
+    assert math.isnan(m["pearson"])
+    assert math.isnan(m["top10_tau"])
+    assert m["cpr"] == pytest.approx(0.5)
+    assert math.isnan(m["kendall_tau_lo"]) and math.isnan(m["kendall_tau_hi"])
+
+
+def test_summarize_seeds():
+    s = summarize_seeds([1.0, 2.0, 3.0])
+    assert s["mean"] == pytest.approx(2.0)
+    assert s["std"] == pytest.approx(1.0)
+    assert (s["min"], s["max"], s["n"]) == (1.0, 3.0, 3)
+    one = summarize_seeds([0.7])
+    assert one["std"] == 0.0 and one["n"] == 1 and one["mean"] == pytest.approx(0.7)
+
+
+def test_format_table():
+    m1 = {"n": 64, "kendall_tau": 0.5123, "kendall_tau_lo": 0.401, "kendall_tau_hi": 0.6099,
+          "spearman": 0.7, "cpr": float("nan")}
+    m2 = {"n": 8, "kendall_tau": -0.25, "spearman": 0.1, "cpr": 0.75}
+    text = format_table([("supernet", m1), ("proxy", m2)], keys=["n", "kendall_tau", "spearman", "cpr"])
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert "kendall_tau" in lines[0] and "cpr" in lines[0]
+    assert "0.512 [0.401, 0.610]" in lines[2]
+    assert " 64 " in lines[2] and "nan" in lines[2]
+    assert "-0.250" in lines[3] and "0.750" in lines[3] and "[" not in lines[3]
+    # aligned: every line but the rule is right-justified to the same width
+    assert len({len(line) for line in lines}) == 1
+    default = format_table([("x", rank_metrics(np.arange(30.0), np.arange(30.0), bootstrap=0))])
+    assert "precision@10" in default.splitlines()[0]
+    assert "1.000" in default.splitlines()[2]
+
+
+def test_vectorised_bootstrap_statistics_match_scipy_with_ties():
+    from distilnas.evaluate.metrics import _batched_kendall_tau_b, _batched_spearman
+
+    rng = np.random.default_rng(5)
+    base_p = rng.normal(size=15)
+    base_t = base_p + rng.normal(size=15)
+    idx = rng.integers(0, 15, size=(20, 15))  # resamples repeat archs -> ties
+    xs, ys = base_p[idx], base_t[idx]
+    taus = _batched_kendall_tau_b(xs, ys)
+    rhos = _batched_spearman(xs, ys)
+    for b in range(20):
+        assert taus[b] == pytest.approx(stats.kendalltau(xs[b], ys[b]).statistic)
+        assert rhos[b] == pytest.approx(stats.spearmanr(xs[b], ys[b]).statistic)
