@@ -75,7 +75,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     _check_data(run.space, data, run.cfg)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
-        for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device):
+        for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device,
+                             channels_last=run.cfg.train.channels_last):
             f.write(json.dumps(r) + "\n")
     print(f"scored {len(archs)} architectures -> {args.out}")
     return 0

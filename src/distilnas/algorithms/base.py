@@ -1,21 +1,31 @@
 """The algorithm interface: a small object driven by the one shared training loop.
 
-Lifecycle (see :mod:`distilnas.train.loop`): ``training_step`` for each batch (it does its own forward
-and backward; the loop zeroes gradients before, clips and steps the optimiser after), ``on_epoch_end``,
-``state_dict`` / ``load_state_dict`` for checkpoints, and ``select`` for the final architectures.
+Lifecycle (see :mod:`distilnas.train.loop`):
+
+1. ``setup(data, device)`` once before training: the data splits (e.g. Cream's held-out validation
+   batches) and the training device;
+2. ``training_step`` for each batch: it does its own forward(s) and backward(s); the loop zeroes the
+   gradients before, all-reduces, clips and steps the optimiser after;
+3. ``on_epoch_end`` after each epoch (its dict goes into that epoch's metrics line);
+4. ``state_dict`` / ``load_state_dict`` for checkpoints (everything needed to resume exactly);
+5. ``candidates`` for the architectures the trained supernet scores, and ``finalize`` to pick the
+   result from those scores (best validation accuracy by default; Cream picks from its board).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..registry import Registry
 from ..spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from ..data import Splits
 
 __all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "path_rng"]
 
@@ -52,6 +62,12 @@ class Algorithm:
                  label_smoothing: float = 0.0) -> None:
         self.space, self.supernet, self.cfg, self.seed = space, supernet, cfg, seed
         self.label_smoothing = label_smoothing
+        self.data: "Splits | None" = None
+        self.device = torch.device("cpu")
+
+    def setup(self, data: "Splits", device: torch.device) -> None:
+        """Called once before training with the dataset splits and the training device."""
+        self.data, self.device = data, device
 
     def candidates(self, n: int, rng: random.Random) -> list[Any]:
         """Architectures to score for the final selection: ``n`` distinct uniform samples by default
@@ -69,6 +85,12 @@ class Algorithm:
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         return {}
+
+    def finalize(self, scores: list[dict[str, Any]], top: int) -> dict[str, Any]:
+        """The search result from the supernet's ``scores`` (``{"arch", "accuracy", "loss"}`` each):
+        ``{"ranked": [the best ``top`` rows]}`` plus anything the method adds to ``result.json``.
+        Default: rank by validation accuracy, loss as the tie-break."""
+        return {"ranked": sorted(scores, key=lambda r: (-r["accuracy"], r["loss"]))[:top]}
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -65,16 +65,20 @@ def _recal_batches(data: Splits, cfg: ScoreConfig, device: torch.device) -> list
 
 
 def score_archs(supernet: nn.Module, archs: list[Any], data: Splits, cfg: ScoreConfig,
-                device: str | torch.device = "cpu", progress: bool | None = None) -> Iterator[dict[str, Any]]:
+                device: str | torch.device = "cpu", progress: bool | None = None,
+                channels_last: bool = False) -> Iterator[dict[str, Any]]:
     """Yield ``{"arch", "accuracy", "loss"}`` (validation top-1 % and cross-entropy) for each arch,
-    evaluated with the supernet's shared weights after BN recalibration."""
+    evaluated with the supernet's shared weights after BN recalibration (``channels_last``: feed the
+    images in that memory format, as the supernet was trained)."""
     from ..progress import progress_bar
 
     device = torch.device(device)
     supernet.to(device)
-    recal = _recal_batches(data, cfg, device) if cfg.bn_recal_batches > 0 else []
+    fmt = torch.channels_last if channels_last and data.val_x.dim() == 4 else torch.contiguous_format
+    recal = [x.contiguous(memory_format=fmt) for x in _recal_batches(data, cfg, device)] \
+        if cfg.bn_recal_batches > 0 else []
     n = cfg.val_size or len(data.val_x)
-    vx, vy = data.val_x[:n].to(device), data.val_y[:n].to(device)
+    vx, vy = data.val_x[:n].to(device).contiguous(memory_format=fmt), data.val_y[:n].to(device)
     bar = progress_bar(total=len(archs), desc="scoring", disable=None if progress is None else not progress)
     try:
         for arch in archs:

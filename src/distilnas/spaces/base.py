@@ -6,6 +6,7 @@ Algorithms only see ``choices``, ``sample(rng)``, ``mutate``, ``distance`` and `
 
 from __future__ import annotations
 
+import itertools
 import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, Iterator, TypeVar
@@ -78,7 +79,8 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     was_training = model.training
     model.eval()
     try:
-        x = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+        first = next(itertools.chain(model.parameters(), model.buffers()), None)
+        x = torch.zeros(1, *input_shape, device=first.device if first is not None else "cpu")
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
         return int(counter.get_total_flops())

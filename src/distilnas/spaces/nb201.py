@@ -279,6 +279,46 @@ class NB201Space(SearchSpace[NB201Arch]):
     def input_shape(self) -> tuple[int, int, int]:
         return (self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
 
+    def cost(self, arch: NB201Arch) -> dict[str, float]:
+        """Parameters and FLOPs of the standalone network, from an exact per-op table.
+
+        FLOPs = skeleton + sum over the cells of each stage of the FLOPs of the live edges' ops (dead
+        edges are never run); params = skeleton + the params of every non-``none`` op (a standalone
+        network holds them even on dead edges). Equal to counting the built network (tested).
+        """
+        skel_params, skel_flops, per_stage = self._cost_table()
+        live = set(arch.live_edges())
+        flops, params = skel_flops, skel_params
+        for shape_table in per_stage:
+            for k, op in enumerate(arch.ops):
+                p, f = shape_table[op]
+                params += self.cfg.N * p
+                if k in live:
+                    flops += self.cfg.N * f
+        return {"params": params, "flops": flops}
+
+    def _cost_table(self) -> tuple[int, int, list[dict[str, tuple[int, int]]]]:
+        """(skeleton params, skeleton FLOPs, [per stage: {op: (params, FLOPs) of one op}])."""
+        if getattr(self, "_costs", None) is None:
+            from .base import count_flops, count_params
+
+            skeleton = NB201Network(self.cfg, [["none"]] * len(EDGES))  # cells without ops: the fixed part
+            shapes: list[tuple[int, ...]] = []
+            hooks = [cell.register_forward_hook(lambda m, inp, out: shapes.append(tuple(inp[0].shape[1:])))
+                     for cell in skeleton.cells if isinstance(cell, _Cell)]
+            fixed_flops = count_flops(skeleton, self.input_shape())
+            for h in hooks:
+                h.remove()
+            per_stage = []
+            for shape in shapes[:: self.cfg.N]:  # the first cell of each stage
+                table = {}
+                for op in self.ops:
+                    m = make_op(op, shape[0], self.cfg.affine)
+                    table[op] = (count_params(m), count_flops(m, shape))
+                per_stage.append(table)
+            self._costs = (count_params(skeleton), fixed_flops, per_stage)
+        return self._costs
+
 
 @contextlib.contextmanager
 def _seeded(seed: int | None) -> Iterator[None]:

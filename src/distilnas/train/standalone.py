@@ -30,27 +30,66 @@ class Recipe:
     warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
     label_smoothing: float = 0.0
     grad_clip: float = 5.0  # max global grad norm; 0 = off
+    optimizer: str = "sgd"  # sgd | adam | rmsprop
+    schedule: str = "cosine"  # cosine | linear | step (x0.9 per epoch, DNA) | constant, after the warm-up
+    no_decay_bn_bias: bool = False  # no weight decay on biases and BatchNorm weights (Cream)
+    ema_decay: float = 0.0  # exponential moving average of the weights for evaluation (0 = off)
+
+
+# Fields added after the first ground-truth tables were built: left out of the hash while they keep
+# their default value, so those tables stay valid.
+_LATER_FIELDS = ("optimizer", "schedule", "no_decay_bn_bias", "ema_decay")
 
 
 def recipe_hash(recipe: Recipe, extra: dict | None = None) -> str:
     """A short stable hash of the recipe (and anything else that changes results, e.g. the space)."""
-    blob = json.dumps({"recipe": asdict(recipe), **(extra or {})}, sort_keys=True)
+    fields = asdict(recipe)
+    default = Recipe()
+    for name in _LATER_FIELDS:
+        if fields[name] == getattr(default, name):
+            del fields[name]
+    blob = json.dumps({"recipe": fields, **(extra or {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def make_optimizer(params, recipe: Recipe, steps_total: int, steps_per_epoch: int):
-    """SGD with (optional) linear warm-up then cosine decay to 0, stepped once per iteration."""
-    opt = torch.optim.SGD(
-        params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0,
-        weight_decay=recipe.weight_decay,
-    )
+def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
+    """One group with ``weight_decay``; with ``no_decay_bn_bias`` a second one without it holding every
+    parameter of fewer than two dimensions (biases, BatchNorm weights)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not no_decay_bn_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, steps_total: int, steps_per_epoch: int):
+    """The recipe's optimiser and a per-iteration schedule: linear warm-up, then cosine decay to 0
+    (or linear decay to 0, a x0.9 step decay per epoch, or constant)."""
+    groups = param_groups(model, recipe.weight_decay, recipe.no_decay_bn_bias)
+    if recipe.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
+    elif recipe.optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=recipe.lr)
+    elif recipe.optimizer == "rmsprop":  # EfficientNet-style retraining (Cream's retrain recipe)
+        opt = torch.optim.RMSprop(groups, lr=recipe.lr, alpha=0.9, eps=1e-3, momentum=recipe.momentum)
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose sgd, adam or rmsprop")
+    if recipe.schedule not in ("cosine", "linear", "step", "constant"):
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; choose cosine, linear, step or constant")
     warm = int(recipe.warmup_epochs * steps_per_epoch)
 
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        t = (step - warm) / max(1, steps_total - warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+        t = min(1.0, (step - warm) / max(1, steps_total - warm))
+        if recipe.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        if recipe.schedule == "linear":
+            return 1.0 - t
+        if recipe.schedule == "step":
+            return 0.9 ** ((step - warm) // max(1, steps_per_epoch))
+        return 1.0
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -71,20 +110,34 @@ def evaluate(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: 
 
 def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
                      device: str | torch.device = "cpu", augment: bool = False,
-                     eval_sets: tuple[str, ...] = ("val", "test")) -> dict[str, float]:
+                     eval_sets: tuple[str, ...] = ("val", "test"), channels_last: bool = True,
+                     progress: bool = False) -> dict[str, float]:
     """Train ``model`` on ``data.train`` with ``recipe`` and return metrics on ``eval_sets``.
 
     The batch order is drawn from a generator seeded with ``seed``; the caller seeds initialisation.
+    ``channels_last`` runs the model in that memory format (faster on CPUs; same numbers). With
+    ``recipe.ema_decay`` the returned metrics (and ``model``'s weights afterwards) are those of the
+    exponential moving average of the weights, buffers included.
     """
+    from ..progress import progress_bar
+
     model.to(device).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(seed)
     x, y = data.train_x.to(device), data.train_y.to(device)
     pad = 4 if x.shape[-1] >= 32 else 2
     loader = TensorLoader(x, y, recipe.batch_size, shuffle=True, drop_last=True, generator=gen,
-                          augment=augment, pad=pad)
+                          augment=augment, pad=pad, channels_last=channels_last)
     steps = recipe.epochs * len(loader)
-    opt, sched = make_optimizer(model.parameters(), recipe, steps, len(loader))
-    for _ in range(recipe.epochs):
+    opt, sched = make_optimizer(model, recipe, steps, len(loader))
+    ema = None
+    if recipe.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    bar = progress_bar(total=steps, desc="train", disable=not progress)
+    for epoch in range(recipe.epochs):
         for xb, yb in loader:
             loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -93,10 +146,19 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            bar.update(1)
+        bar.set_postfix_str(f"ep {epoch + 1}/{recipe.epochs} loss {loss.item():.3f}")
+    bar.close()
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     out: dict[str, float] = {}
     for name in eval_sets:
         ex, ey = getattr(data, f"{name}_x").to(device), getattr(data, f"{name}_y").to(device)
+        if channels_last and ex.dim() == 4:
+            ex = ex.contiguous(memory_format=torch.channels_last)
         for k, v in evaluate(model, ex, ey).items():
             out[f"{name}_{k}"] = v
     return out
