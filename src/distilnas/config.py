@@ -8,6 +8,7 @@ A space's or algorithm's own options live in a free-form section (``space:``, ``
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides"
            "dump_yaml"]
 
 T = TypeVar("T")
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -26,6 +28,8 @@ class ConfigError(ValueError):
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[float] -> "float | None"
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -74,6 +78,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-3 as text
+            return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -113,11 +119,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} not found; pass a YAML file such as configs/bench/spos_nb201_fmnist16.yaml")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if data is None:  # an empty file (or only comments)
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
     return data

@@ -86,6 +86,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header needs {4 + 4 * ndim} bytes, found {len(data)}")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
@@ -187,6 +189,9 @@ def load_dataset(cfg: DataConfig) -> Splits:
     n = len(xtr)
     if not 0 <= cfg.val_size < n:
         raise DataError(f"data.val_size={cfg.val_size} must be in [0, {n}) for {cfg.name}")
+    if cfg.train_size < 0 or cfg.test_size < 0:
+        raise DataError(f"data.train_size={cfg.train_size} and data.test_size={cfg.test_size} must be >= 0 "
+                        f"(0 = all)")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
     val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size:]
     if cfg.train_size:

@@ -140,8 +140,9 @@ def aggregate_runs(runs: list[dict[str, Any]], archs: list[str] | None = None) -
 
 
 def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] | None = None,
-                       progress: bool = True) -> dict[str, Any]:
-    """Train every (arch, seed) not yet in ``out_dir/runs.jsonl``; write and return the table."""
+                       progress: bool | None = True) -> dict[str, Any]:
+    """Train every (arch, seed) not yet in ``out_dir/runs.jsonl``; write and return the table
+    (``progress=None``: a progress bar only when stderr is a terminal)."""
     from ..config import to_dict
     from ..progress import progress_bar
 
@@ -158,7 +159,7 @@ def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] |
     cfg_dict = to_dict(cfg)
     if todo:
         ctx = get_context("spawn")
-        bar = progress_bar(total=len(todo), desc="ground truth", disable=not progress)
+        bar = progress_bar(total=len(todo), desc="ground truth", disable=None if progress is None else not progress)
         with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(cfg.threads_per_worker,)) as pool, open(runs_path, "a") as f:
             futs = [pool.submit(_train_one, cfg_dict, a, s) for a, s in todo]

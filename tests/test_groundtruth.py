@@ -1,0 +1,146 @@
+"""Tests of the ground-truth builder (distilnas.evaluate.groundtruth) and the recipe hash."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from distilnas.config import to_dict
+from distilnas.data import DataConfig
+from distilnas.evaluate import groundtruth
+from distilnas.evaluate.groundtruth import BenchConfig, aggregate_runs, build_ground_truth, load_truth, sample_archs
+from distilnas.spaces import NB201Arch, NB201Space, count_flops, count_params
+from distilnas.train.standalone import Recipe, recipe_hash
+
+from conftest import TINY_SPACE
+
+
+def tiny_bench(**kw) -> BenchConfig:
+    return BenchConfig(space="nb201", space_cfg={k: v for k, v in TINY_SPACE.items() if k != "name"},
+                       data=DataConfig(name="synthetic", val_size=100, train_size=64, test_size=50),
+                       recipe=Recipe(epochs=1, batch_size=32), num_archs=3, seeds=[0, 1], workers=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("gt") / "bench"
+    table = build_ground_truth(tiny_bench(), out, progress=False)
+    return out, table
+
+
+def test_build_trains_every_arch_and_seed(built):
+    out, table = built
+    cfg = tiny_bench()
+    archs = sample_archs(cfg)
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["arch"], r["seed"]) for r in runs) == sorted((a, s) for a in archs for s in (0, 1))
+    assert all(r["recipe_hash"] == table["recipe_hash"] for r in runs)
+    assert list(table["archs"]) == archs
+    assert (out / "archs.txt").read_text().split() == archs
+    assert json.loads((out / "table.json").read_text()) == table
+    space = NB201Space(NB201Space.Config(**cfg.space_cfg))
+    by = {(r["arch"], r["seed"]): r for r in runs}
+    for a, row in table["archs"].items():
+        assert row["seeds"] == [0, 1]
+        assert row["accuracy"] == [by[(a, 0)]["accuracy"], by[(a, 1)]["accuracy"]]
+        assert row["loss"] == [by[(a, 0)]["loss"], by[(a, 1)]["loss"]]
+        assert all(0.0 <= v <= 100.0 for v in row["accuracy"])
+        net = space.build(space.parse(a))
+        assert row["params"] == count_params(net) and row["flops"] == count_flops(net, space.input_shape())
+
+
+def test_worker_result_is_reproducible_in_process(built):
+    out, table = built
+    a = next(iter(table["archs"]))
+    r = groundtruth._train_one(to_dict(tiny_bench()), a, 1)
+    assert r["accuracy"] == table["archs"][a]["accuracy"][1]
+    assert r["loss"] == pytest.approx(table["archs"][a]["loss"][1], rel=1e-6)
+
+
+def test_rebuild_retrains_nothing(built, monkeypatch):
+    out, table = built
+    runs_before = (out / "runs.jsonl").read_bytes()
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the rebuild started workers")
+
+    monkeypatch.setattr(groundtruth, "ProcessPoolExecutor", no_pool)
+    again = build_ground_truth(tiny_bench(), out, progress=False)
+    assert again == table
+    assert (out / "runs.jsonl").read_bytes() == runs_before
+
+
+def test_other_recipe_does_not_reuse_runs(built, tmp_path):
+    out, table = built
+    copy_dir = tmp_path / "bench"
+    copy_dir.mkdir()
+    (copy_dir / "runs.jsonl").write_bytes((out / "runs.jsonl").read_bytes())
+    other = replace(tiny_bench(), recipe=Recipe(epochs=2, batch_size=32))
+    t2 = build_ground_truth(other, copy_dir, archs=[], progress=False)  # nothing to train
+    assert t2["recipe_hash"] != table["recipe_hash"]
+    assert t2["archs"] == {}
+    same = build_ground_truth(tiny_bench(), copy_dir, archs=list(table["archs"])[:1], progress=False)
+    assert list(same["archs"]) == list(table["archs"])[:1]  # the matching runs are reused
+
+
+def test_recipe_hash():
+    assert recipe_hash(Recipe()) == recipe_hash(Recipe())
+    assert recipe_hash(Recipe(epochs=1)) != recipe_hash(Recipe(epochs=2))
+    assert recipe_hash(Recipe(lr=0.1)) != recipe_hash(Recipe(lr=0.2))
+    assert recipe_hash(Recipe(), {"space": "a"}) != recipe_hash(Recipe(), {"space": "b"})
+    # options added later change the hash only when they leave their default
+    assert recipe_hash(Recipe(optimizer="adam")) != recipe_hash(Recipe())
+    assert recipe_hash(Recipe(ema_decay=0.999)) != recipe_hash(Recipe())
+    assert len(recipe_hash(Recipe())) == 16
+
+
+def test_sample_archs_connected_unique_deterministic():
+    cfg = replace(tiny_bench(), num_archs=40, sample_seed=3)
+    archs = sample_archs(cfg)
+    assert archs == sample_archs(cfg)
+    assert archs != sample_archs(replace(cfg, sample_seed=4))
+    parsed = [NB201Arch.parse(a) for a in archs]
+    assert len(parsed) == 40
+    assert all(a.is_connected() for a in parsed)
+    assert len({a.isomorphism_key() for a in parsed}) == 40
+    loose = sample_archs(replace(cfg, num_archs=200, connected_only=False, unique=False))
+    assert any(not NB201Arch.parse(a).is_connected() for a in loose)
+
+
+def test_aggregate_runs_orders_by_seed():
+    runs = [{"arch": "a", "seed": 2, "accuracy": 3.0, "loss": 0.3, "params": 1, "flops": 2},
+            {"arch": "a", "seed": 0, "accuracy": 1.0, "loss": 0.1, "params": 1, "flops": 2},
+            {"arch": "b", "seed": 0, "accuracy": 5.0, "loss": 0.5, "params": 3, "flops": 4}]
+    table = aggregate_runs(runs)
+    assert table == {"a": {"accuracy": [1.0, 3.0], "loss": [0.1, 0.3], "seeds": [0, 2], "params": 1, "flops": 2},
+                     "b": {"accuracy": [5.0], "loss": [0.5], "seeds": [0], "params": 3, "flops": 4}}
+    assert list(aggregate_runs(runs, ["b", "a", "c"])) == ["b", "a"]
+
+
+def test_load_truth_formats(tmp_path, built):
+    out, table = built
+    from_table = load_truth(out / "table.json")
+    assert from_table == {a: row["accuracy"] for a, row in table["archs"].items()}
+    assert load_truth(out / "table.json", key="loss") == {a: row["loss"] for a, row in table["archs"].items()}
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"a": 91.5, "b": [90, 92.0]}))
+    assert load_truth(plain) == {"a": [91.5], "b": [90.0, 92.0]}
+    lines = tmp_path / "truth.jsonl"
+    lines.write_text('{"arch": "a", "accuracy": 1}\n\n{"arch": "b", "accuracy": 2}\n{"arch": "a", "accuracy": 3}\n')
+    assert load_truth(lines) == {"a": [1.0, 3.0], "b": [2.0]}
+
+
+def test_load_truth_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_truth(tmp_path / "none.json")
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"archs": {"a": {"loss": [1.0]}}}))
+    with pytest.raises(ValueError, match="no 'accuracy'"):
+        load_truth(p)
+    q = tmp_path / "t.jsonl"
+    q.write_text('{"arch": "a", "accuracy": 1}\n{"arch": "b"}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        load_truth(q)

@@ -1,0 +1,259 @@
+"""Tests of the search run (distilnas.train.loop), checkpoints and scoring (distilnas.evaluate.scoring)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from distilnas.algorithms import SPOS
+from distilnas.config import ConfigError, load_yaml
+from distilnas.data import DataConfig, load_dataset
+from distilnas.evaluate.scoring import ScoreConfig, recalibrate_bn, score_archs
+from distilnas.spaces import NB201Config, NB201Space
+from distilnas.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from distilnas.train.loop import RunError, load_supernet, resolve_config, run_search
+from distilnas.train.standalone import evaluate
+
+from conftest import SEARCH_DICT
+
+
+def search(d: dict[str, Any], out: Path, **kw: Any) -> dict[str, Any]:
+    return run_search(resolve_config(copy.deepcopy(d)), out, progress=False, **kw)
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def two_epochs(augment: bool = True) -> dict[str, Any]:
+    d = copy.deepcopy(SEARCH_DICT)
+    d["train"]["epochs"] = 2
+    d["data"]["augment"] = augment  # the loader's generator state must survive a resume too
+    return d
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """A 2-epoch search run without interruption."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    search(two_epochs(), out)
+    return out
+
+
+def model_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoint.pt")["model"]
+
+
+def ranking(run_dir: Path) -> list[tuple[str, float, float]]:
+    return [(r["arch"], r["accuracy"], r["loss"]) for r in jsonl(run_dir / "scores.jsonl")]
+
+
+# -- one run ----------------------------------------------------------------------------------------
+def test_run_search_writes_its_files(trained_run):
+    for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl", "result.json", "scores.jsonl"):
+        assert (trained_run / name).is_file(), name
+    cfg = resolve_config(load_yaml(trained_run / "config.yaml"))
+    assert cfg == resolve_config(copy.deepcopy(SEARCH_DICT))  # the saved config reproduces the run
+    result = json.loads((trained_run / "result.json").read_text())
+    space = NB201Space(NB201Config(**{k: v for k, v in cfg.space.items() if k != "name"}))
+    best = result["best"]
+    assert result["arch"] == best["arch"] and result["algorithm"] == "spos" and result["space"] == "nb201"
+    assert 0.0 <= best["accuracy"] <= 100.0
+    assert {"params": best["params"], "flops": best["flops"]} == space.cost(space.parse(best["arch"]))
+    assert len(result["top"]) == cfg.select.top and result["num_scored"] == cfg.select.num_archs
+    scores = jsonl(trained_run / "scores.jsonl")
+    assert len(scores) == cfg.select.num_archs == len({r["arch"] for r in scores})
+    assert all(set(r) >= {"arch", "accuracy", "loss"} for r in scores)
+    assert max(r["accuracy"] for r in scores) == best["accuracy"]
+    steps_per_epoch = cfg.data.train_size // cfg.train.batch_size
+    assert result["steps"] == result["passes"] == cfg.train.epochs * steps_per_epoch
+    epochs = [r for r in jsonl(trained_run / "metrics.jsonl") if "train_loss" in r]
+    assert [r["epoch"] for r in epochs] == list(range(1, cfg.train.epochs + 1))
+    state = load_checkpoint(trained_run / "checkpoint.pt")
+    assert state["epoch"] == cfg.train.epochs and state["step"] == result["steps"]
+
+
+def test_load_supernet_restores_the_weights(trained_run):
+    run, state = load_supernet(trained_run / "checkpoint.pt")
+    own = run.supernet.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in state["model"].items())
+    assert run.cfg == resolve_config(copy.deepcopy(SEARCH_DICT))
+
+
+# -- resume -----------------------------------------------------------------------------------------
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, at_epoch: int) -> None:
+    """Raise KeyboardInterrupt at the end of epoch index ``at_epoch`` (before its checkpoint)."""
+    def on_epoch_end(self, epoch):
+        if epoch == at_epoch:
+            raise KeyboardInterrupt
+        return {}
+
+    monkeypatch.setattr(SPOS, "on_epoch_end", on_epoch_end)
+
+
+def test_resume_is_exact(straight, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            search(two_epochs(), out)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert not (out / "result.json").exists()
+    search(two_epochs(), out, resume=True)
+    a, b = model_state(straight), model_state(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ranking(out) == ranking(straight)
+    ra, rb = (json.loads((d / "result.json").read_text()) for d in (straight, out))
+    for key in ("arch", "best", "top", "steps", "passes"):
+        assert ra[key] == rb[key], key
+    ma = [{k: v for k, v in r.items() if "seconds" not in k} for r in jsonl(straight / "metrics.jsonl")]
+    mb = [{k: v for k, v in r.items() if "seconds" not in k} for r in jsonl(out / "metrics.jsonl")]
+    assert ma == mb  # no duplicated or missing lines, same losses
+
+
+def test_resume_with_another_config_is_refused(straight, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes((straight / "checkpoint.pt").read_bytes())
+    d = two_epochs()
+    d["train"]["lr"] = 0.5
+    with pytest.raises(CheckpointError, match="different config") as e:
+        search(d, out, resume=True)
+    assert "train.lr" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_existing_run_needs_resume(trained_run, tmp_path):
+    with pytest.raises(RunError, match="--resume"):
+        search(SEARCH_DICT, trained_run)
+    with pytest.raises(RunError, match="no checkpoint.pt"):
+        search(SEARCH_DICT, tmp_path / "fresh", resume=True)
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def test_checkpoint_round_trip(tmp_path):
+    p = tmp_path / "c.pt"
+    save_checkpoint({"epoch": 3, "model": {"w": torch.ones(2)}}, p)
+    state = load_checkpoint(p)
+    assert state["epoch"] == 3 and torch.equal(state["model"]["w"], torch.ones(2))
+    assert not (tmp_path / "c.pt.tmp").exists()
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("missing", "not found"),
+    ("corrupt", "corrupt or unreadable"),
+    ("truncated", "corrupt or unreadable"),
+    ("foreign", "not a distilnas checkpoint"),
+    ("not a dict", "not a distilnas checkpoint"),
+    ("version", "format version 99"),
+])
+def test_bad_checkpoints(tmp_path, trained_run, kind, fragment):
+    p = tmp_path / "checkpoint.pt"
+    if kind == "corrupt":
+        p.write_bytes(b"\x00garbage" * 20)
+    elif kind == "truncated":
+        p.write_bytes((trained_run / "checkpoint.pt").read_bytes()[:1000])
+    elif kind == "foreign":
+        torch.save({"state_dict": {"w": torch.zeros(1)}}, p)
+    elif kind == "not a dict":
+        torch.save([1, 2, 3], p)
+    elif kind == "version":
+        torch.save({"format": "distilnas-checkpoint", "version": 99}, p)
+    with pytest.raises(CheckpointError, match=fragment) as e:
+        load_checkpoint(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_resume_from_a_corrupt_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        search(SEARCH_DICT, out, resume=True)
+
+
+# -- reproducibility --------------------------------------------------------------------------------
+def test_same_seed_same_result_other_seed_differs(trained_run, tmp_path):
+    search(SEARCH_DICT, tmp_path / "again")
+    assert ranking(tmp_path / "again") == ranking(trained_run)
+    a, b = model_state(trained_run), model_state(tmp_path / "again")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = copy.deepcopy(SEARCH_DICT)
+    other["seed"] = 1
+    search(other, tmp_path / "other")
+    c = model_state(tmp_path / "other")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_input_shape_mismatch_is_a_config_error(tmp_path):
+    d = copy.deepcopy(SEARCH_DICT)
+    d["space"]["input_size"] = 32
+    with pytest.raises(ConfigError, match="space.input_size=16"):
+        search(d, tmp_path / "run")
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def test_recalibrate_bn_is_a_cumulative_average():
+    bn = nn.BatchNorm2d(2, momentum=0.1)
+    model = nn.Sequential(bn).eval()
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)
+        bn.running_var.fill_(9.0)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(n, 2, 3, 3, generator=g) * s + s for n, s in ((4, 1.0), (2, 3.0), (6, -2.0))]
+    recalibrate_bn(model, batches)
+    means = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches])
+    vars_ = torch.stack([b.transpose(0, 1).reshape(2, -1).var(dim=1, unbiased=True) for b in batches])
+    torch.testing.assert_close(bn.running_mean, means.mean(0))  # the mean of batch means, old stats gone
+    torch.testing.assert_close(bn.running_var, vars_.mean(0))
+    assert bn.momentum == 0.1 and not model.training
+    model.train()
+    recalibrate_bn(model, batches[:1], forward=lambda x: model(x * 0 + 1))
+    torch.testing.assert_close(bn.running_mean, torch.ones(2))
+    assert model.training
+
+
+@pytest.fixture(scope="module")
+def scoring_setup():
+    data = load_dataset(DataConfig(name="synthetic", val_size=64, train_size=96))
+    space = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=16))
+    torch.manual_seed(0)
+    sn = space.supernet()
+    sn.train()
+    with torch.no_grad():
+        for k in range(3):
+            sn(data.train_x[:32], space.sample(random.Random(k)))
+    return space, sn, data
+
+
+def test_score_archs_equals_evaluating_the_extracted_network(scoring_setup):
+    space, sn, data = scoring_setup
+    archs = [space.sample(random.Random(10 + k)) for k in range(3)]
+    cfg = ScoreConfig(bn_recal_batches=2, bn_recal_batch_size=32, val_size=40, batch_size=16)
+    rows = list(score_archs(sn, archs, data, cfg))
+    assert [r["arch"] for r in rows] == [str(a) for a in archs]
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 100.0 and r["loss"] > 0
+    # after scoring, the supernet's BN statistics are those recalibrated for the last arch
+    net = sn.extract(archs[-1]).eval()
+    res = evaluate(net, data.val_x[:40], data.val_y[:40])
+    assert res["accuracy"] == pytest.approx(rows[-1]["accuracy"])
+    assert res["loss"] == pytest.approx(rows[-1]["loss"], rel=1e-5)
+    again = list(score_archs(sn, archs, data, cfg, channels_last=True))
+    for r, s in zip(rows, again):
+        assert r["accuracy"] == s["accuracy"] and r["loss"] == pytest.approx(s["loss"], rel=1e-5)
+
+
+def test_score_archs_without_recalibration_keeps_running_stats(scoring_setup):
+    space, sn, data = scoring_setup
+    before = {k: v.clone() for k, v in sn.state_dict().items()}
+    cfg = ScoreConfig(bn_recal_batches=0, val_size=20)
+    rows = list(score_archs(sn, [space.sample(random.Random(1))], data, cfg))
+    assert len(rows) == 1 and set(rows[0]) == {"arch", "accuracy", "loss"}
+    assert all(torch.equal(before[k], v) for k, v in sn.state_dict().items())

@@ -1,0 +1,347 @@
+"""Tests of the NAS-Bench-201 space (distilnas.spaces.nb201) and its ops (distilnas.ops.nb201)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from distilnas.arch import ArchError
+from distilnas.ops.nb201 import AvgPool3x3
+from distilnas.spaces import NB201Arch, NB201Config, NB201Space, count_flops, count_params
+from distilnas.spaces.base import SearchSpace
+from distilnas.spaces.nb201 import ALL_OPS, EDGES
+
+OFFICIAL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+FOUR_OPS = ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]  # RD-NAS: no `none`
+
+
+def arch(*ops: str) -> NB201Arch:
+    return NB201Arch(tuple(ops))
+
+
+@pytest.fixture(scope="module")
+def all_archs() -> list[NB201Arch]:
+    return list(NB201Space().enumerate())
+
+
+# -- strings ----------------------------------------------------------------------------------------
+def test_official_string_round_trips():
+    a = NB201Space().parse(OFFICIAL)
+    assert a.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect")
+    assert str(a) == OFFICIAL
+
+
+def test_round_trip_all_archs(all_archs):
+    space = NB201Space()
+    assert len(all_archs) == 5 ** 6 == space.size()
+    assert len(set(all_archs)) == len(all_archs)  # hashable, distinct
+    for a in all_archs:
+        s = str(a)
+        assert space.parse(s) == a
+        assert str(space.parse(s)) == s
+
+
+def test_parse_tolerates_surrounding_whitespace():
+    assert str(NB201Space().parse(f"  {OFFICIAL}\n")) == OFFICIAL
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("", "3 '+'-separated"),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|", "3 '+'-separated"),  # a node group missing
+    (OFFICIAL + "+|none~0|", "3 '+'-separated"),  # one group too many
+    ("|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "should be 'op~0'"),  # wrong source index
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~2|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "should be 'op~1'"),
+    ("|nor_conv_3x3|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "should be 'op~0'"),  # no ~index at all
+    ("|conv_5x5~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "unknown NB201 op 'conv_5x5'"),
+    ("|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "node 1 needs 1 inputs, got 2"),  # an extra edge
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|",
+     "node 3 needs 3 inputs, got 2"),  # a missing edge
+    ("nor_conv_3x3~0+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+     "must be enclosed in '|'"),
+])
+def test_malformed_strings_raise_arch_error(text, fragment):
+    with pytest.raises(ArchError) as e:
+        NB201Space().parse(text)
+    msg = str(e.value)
+    assert fragment in msg
+    assert "\n" not in msg
+    assert isinstance(e.value, ValueError)  # the CLI reports ValueErrors as one-line errors
+
+
+def test_malformed_message_shows_the_input_and_an_example():
+    bad = "|nor_conv_3x3~0|+|oops|"
+    with pytest.raises(ArchError, match="expected e.g. ") as e:
+        NB201Space().parse(bad)
+    assert repr(bad) in str(e.value)
+
+
+def test_wrong_number_of_ops_in_value():
+    with pytest.raises(ArchError, match="6 edges, got 5"):
+        NB201Arch(("none",) * 5)
+
+
+def test_space_excludes_ops_outside_its_op_set():
+    space = NB201Space(NB201Config(ops=FOUR_OPS))
+    with_none = "|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    with pytest.raises(ArchError, match="excludes") as e:
+        space.parse(with_none)
+    assert "'none'" in str(e.value)
+    assert NB201Space().parse(with_none).ops[0] == "none"  # the full space accepts it
+    with pytest.raises(ArchError, match="excludes"):
+        space.build(NB201Space().parse(with_none))
+
+
+def test_unknown_op_in_space_config():
+    with pytest.raises(ArchError, match="unknown NB201 ops"):
+        NB201Space(NB201Config(ops=["skip_connect", "conv_7x7"]))
+
+
+# -- structure --------------------------------------------------------------------------------------
+def test_isomorphism_classes_match_published_count(all_archs):
+    assert len({a.isomorphism_key() for a in all_archs}) == 6466  # NB201 paper: 6,466 unique cells
+    assert len({a.isomorphism_key(strict=True) for a in all_archs}) == 4930
+
+
+def test_isomorphism_key_on_hand_made_cells():
+    # node 1 = x, so node 2 = conv3(x) + conv1(node 1) is the same function as conv1(x) + conv3(node 1)
+    a = arch("skip_connect", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "none", "avg_pool_3x3")
+    b = arch("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3")
+    c = arch("skip_connect", "nor_conv_1x1", "nor_conv_1x1", "skip_connect", "none", "avg_pool_3x3")
+    assert a != b
+    assert a.isomorphism_key() == b.isomorphism_key()
+    assert a.isomorphism_key(strict=True) == b.isomorphism_key(strict=True)
+    assert a.isomorphism_key() != c.isomorphism_key()
+    assert a.isomorphism_key(strict=True) != c.isomorphism_key(strict=True)
+    # Nodes 1 and 2 swapped: node 2 also sums the zero term of the none-edge 1->2, which only the strict
+    # rule drops.
+    d = arch("nor_conv_3x3", "nor_conv_1x1", "none", "skip_connect", "avg_pool_3x3", "avg_pool_3x3")
+    e = arch("nor_conv_1x1", "nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "avg_pool_3x3")
+    assert d.isomorphism_key() != e.isomorphism_key()
+    assert d.isomorphism_key(strict=True) == e.isomorphism_key(strict=True)
+    # A conv applied to a sum of zero terms: equal only under the strict rule.
+    f = arch("none", "none", "none", "skip_connect", "none", "nor_conv_3x3")
+    g = arch("none", "none", "none", "skip_connect", "none", "none")
+    assert f.isomorphism_key() != g.isomorphism_key()
+    assert f.isomorphism_key(strict=True) == g.isomorphism_key(strict=True)
+
+
+@pytest.mark.parametrize("ops, live", [
+    (("none",) * 6, []),
+    (("none", "none", "none", "skip_connect", "none", "none"), [3]),
+    # node 1 is a dead end and node 2 is never reached: nothing joins input and output
+    (("nor_conv_3x3", "none", "none", "none", "none", "nor_conv_3x3"), []),
+    (("nor_conv_3x3", "none", "skip_connect", "none", "none", "avg_pool_3x3"), [0, 2, 5]),
+    # edges 0 and 2 lead to node 2, which has no way out
+    (("nor_conv_3x3", "none", "skip_connect", "skip_connect", "none", "none"), [3]),
+    (("nor_conv_1x1",) * 6, [0, 1, 2, 3, 4, 5]),
+])
+def test_live_edges_and_connectivity(ops, live):
+    a = NB201Arch(ops)
+    assert a.live_edges() == live
+    assert a.is_connected() == bool(live)
+
+
+def test_connected_count_is_consistent(all_archs):
+    # A cell is disconnected iff every input->output path has a `none` edge; count those by brute force
+    # over the 4 paths 0-3, 0-1-3, 0-2-3, 0-1-2-3 (edge indices in EDGES order).
+    paths = [(3,), (0, 4), (1, 5), (0, 2, 5)]
+    for a in all_archs[::7]:
+        by_paths = any(all(a.ops[k] != "none" for k in p) for p in paths)
+        assert a.is_connected() == by_paths
+
+
+# -- choices, sampling, mutation, distance ---------------------------------------------------------------
+def test_choices_and_from_choices():
+    space = NB201Space()
+    assert list(space.choices) == [f"edge_{j}_{i}" for j, i in EDGES]
+    assert all(opts == ALL_OPS for opts in space.choices.values())
+    a = space.parse(OFFICIAL)
+    assert space.from_choices(dict(zip(space.choices, a.ops))) == a
+
+
+def test_sample_is_deterministic_and_covers_ops():
+    space = NB201Space()
+    s1 = [space.sample(random.Random(7)) for _ in range(3)]
+    assert s1[0] == s1[1] == s1[2]
+    rng = random.Random(0)
+    many = [space.sample(rng) for _ in range(300)]
+    assert len(set(many)) > 250
+    for k in range(len(EDGES)):
+        assert {a.ops[k] for a in many} == set(ALL_OPS)
+
+
+def test_mutate_changes_exactly_one_edge():
+    space = NB201Space(NB201Config(ops=FOUR_OPS))
+    rng = random.Random(1)
+    a = space.sample(rng)
+    for _ in range(50):
+        b = space.mutate(a, rng)
+        assert space.distance(a, b) == 1.0
+        assert all(op in FOUR_OPS for op in b.ops)
+        a = b
+
+
+def test_distance_is_hamming():
+    space = NB201Space()
+    a = space.parse(OFFICIAL)
+    b = arch("nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "none", "none")
+    assert space.distance(a, a) == 0.0
+    assert space.distance(a, b) == space.distance(b, a) == 3.0
+
+
+def test_four_op_space_restricts_sampling_and_enumeration():
+    space = NB201Space(NB201Config(ops=FOUR_OPS))
+    assert space.size() == 4 ** 6 == len(list(space.enumerate()))
+    rng = random.Random(3)
+    assert all("none" not in space.sample(rng).ops for _ in range(200))
+    net = space.supernet()
+    assert not any(name.endswith(".none") for name, _ in net.named_modules())
+    assert any(name.endswith(".skip_connect") for name, _ in net.named_modules())
+
+
+# -- networks ---------------------------------------------------------------------------------------
+def test_official_network_has_about_1_53m_params():
+    space = NB201Space()  # C=16, N=5, 3x32x32, 10 classes
+    net = space.build(NB201Arch(("nor_conv_3x3",) * 6))
+    assert round(count_params(net) / 1e6, 2) == 1.53  # NB201 reports ~1.53 MB of parameters for this cell
+
+
+@pytest.fixture
+def small_space() -> NB201Space:
+    return NB201Space(NB201Config(C=4, N=1, in_channels=3, input_size=8, num_classes=5))
+
+
+def _extract_cases(space: NB201Space) -> list[NB201Arch]:
+    rng = random.Random(0)
+    cases = [space.sample(rng) for _ in range(4)]
+    cases.append(arch("nor_conv_3x3", "none", "none", "none", "none", "nor_conv_3x3"))  # disconnected
+    cases.append(arch(*["none"] * 6))
+    cases.append(arch("nor_conv_3x3", "none", "skip_connect", "skip_connect", "none", "none"))  # dead edges
+    return cases
+
+
+def test_extract_matches_supernet_in_eval_mode(small_space):
+    torch.manual_seed(0)
+    sn = small_space.supernet()
+    x = torch.randn(6, 3, 8, 8)
+    sn.train()
+    with torch.no_grad():  # give every BN non-trivial running statistics
+        for k in range(6):
+            sn(x * (1 + k), small_space.sample(random.Random(k)))
+    sn.eval()
+    outs = []
+    for a in _extract_cases(small_space):
+        net = sn.extract(a).eval()
+        with torch.no_grad():
+            y_sn, y_net = sn(x, a), net(x)
+        assert y_sn.shape == (6, 5)
+        torch.testing.assert_close(y_net, y_sn, rtol=1e-5, atol=1e-6)
+        outs.append(y_sn)
+    assert not torch.allclose(outs[0], outs[1])  # different paths really compute different things
+
+
+def test_extract_matches_supernet_in_train_mode(small_space):
+    torch.manual_seed(1)
+    sn = small_space.supernet()
+    x = torch.randn(6, 3, 8, 8)
+    for a in _extract_cases(small_space):
+        ref = copy.deepcopy(sn).train()
+        net = ref.extract(a).train()
+        y_sn, y_net = ref(x, a), net(x)
+        torch.testing.assert_close(y_net, y_sn, rtol=1e-5, atol=1e-6)
+        own = ref.state_dict()
+        for k, v in net.state_dict().items():  # the same BN statistics were collected
+            torch.testing.assert_close(v, own[k], rtol=1e-5, atol=1e-6)
+
+
+def test_extract_keeps_trained_weights_and_rejects_foreign_ops():
+    space = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8, ops=FOUR_OPS))
+    sn = space.supernet()
+    with torch.no_grad():
+        for p in sn.parameters():
+            p.add_(1.0)
+    a = space.sample(random.Random(0))
+    net = sn.extract(a)
+    own = dict(sn.named_parameters())
+    for name, p in net.named_parameters():
+        assert torch.equal(p, own[name])
+    with pytest.raises(ArchError, match="not in this supernet"):
+        sn.extract(arch(*["none"] * 6))
+
+
+def test_supernet_forward_needs_a_path(small_space):
+    with pytest.raises(ValueError, match="needs the path"):
+        small_space.supernet()(torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("cfg", [
+    NB201Config(C=4, N=1, in_channels=1, input_size=16),
+    NB201Config(C=3, N=2, in_channels=2, input_size=15, num_classes=7, affine=False),  # odd input size
+])
+def test_cost_table_equals_counting_the_built_network(cfg):
+    space = NB201Space(cfg)
+    rng = random.Random(5)
+    cases = [space.sample(rng) for _ in range(3)]
+    cases.append(arch("nor_conv_3x3", "none", "skip_connect", "skip_connect", "none", "nor_conv_1x1"))
+    cases.append(arch("nor_conv_3x3", "none", "none", "none", "none", "nor_conv_3x3"))  # disconnected
+    for a in cases:
+        net = space.build(a, seed=0)
+        want = {"params": count_params(net), "flops": count_flops(net, space.input_shape())}
+        assert space.cost(a) == want
+        assert SearchSpace.cost(space, a) == want  # the generic (counting) implementation agrees
+
+
+def test_cost_counts_dead_edge_params_but_not_their_flops():
+    space = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=16))
+    live = arch("none", "none", "none", "skip_connect", "none", "none")
+    dead = arch("nor_conv_3x3", "none", "none", "skip_connect", "none", "none")  # edge 0 is a dead end
+    assert space.cost(dead)["flops"] == space.cost(live)["flops"]
+    assert space.cost(dead)["params"] > space.cost(live)["params"]
+
+
+def test_build_is_deterministic_per_seed_and_keeps_global_rng():
+    space = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8))
+    a = space.parse(OFFICIAL)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    s1 = space.build(a, seed=1).state_dict()
+    s1b = space.build(a, seed=1).state_dict()
+    s2 = space.build(a, seed=2).state_dict()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(s1[k], s1b[k]) for k in s1)
+    assert not all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_affine_false_cells():
+    cfg = NB201Config(C=4, N=1, in_channels=1, input_size=8, affine=False)
+    space = NB201Space(cfg)
+    a = arch(*(["nor_conv_3x3"] * 6))
+    net = space.build(a, seed=0)
+    cell_bns = [m for name, m in net.named_modules() if name.startswith("cells.") and ".edges." in name
+                and isinstance(m, nn.BatchNorm2d)]
+    assert cell_bns and all(m.weight is None and m.bias is None for m in cell_bns)
+    # 6 convs per cell, 3 cells (widths 4, 8, 16): affine BN adds 2 parameters per channel of each
+    affine_net = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8)).build(a, seed=0)
+    assert count_params(affine_net) - count_params(net) == 6 * 2 * (4 + 8 + 16)
+    out = space.supernet()(torch.randn(3, 1, 8, 8), a)
+    out.sum().backward()
+    assert out.shape == (3, 10)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 5, 8, 6), (3, 1, 1, 4)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_matches_torch(shape, channels_last):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)
+    torch.testing.assert_close(AvgPool3x3()(x), want, rtol=1e-5, atol=1e-6)
