@@ -66,13 +66,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .config import apply_overrides
     from .data import load_dataset
     from .evaluate.scoring import score_archs
-    from .train.loop import _check_data, _read_archs, load_supernet
+    from .train.loop import _read_archs, check_data, load_supernet
 
     state_overrides = apply_overrides({}, list(args.overrides))
     run, state = load_supernet(args.checkpoint, _merge_sections(args.checkpoint, state_overrides))
     archs = _read_archs(args.archs, run.space)
     data = load_dataset(run.cfg.data)
-    _check_data(run.space, data, run.cfg)
+    check_data(run.space, data, run.cfg.data.name)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device,
@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import ConfigError, build_space_config, from_dict, to_dict
     from .data import DataConfig, load_dataset
     from .spaces import count_flops, count_params, create_space
-    from .train.loop import _check_data
+    from .train.loop import check_data
     from .train.standalone import Recipe, train_standalone
 
     raw = _load_config(args.config, args.overrides)
@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_dataset(data_cfg)
-    _check_data(space, data, cfg)  # type: ignore[arg-type]
+    check_data(space, data, data_cfg.name)
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
     model = space.build(arch, seed=cfg.seed)
     params, flops = count_params(model), count_flops(model, space.input_shape())
@@ -227,16 +227,24 @@ def _bench_report(path: Path) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from .algorithms import ALGORITHMS
     from .data import DATASETS
+    from .proxies import PROXIES
     from .spaces import SPACES
 
-    regs = {"spaces": SPACES, "algorithms": ALGORITHMS, "datasets": DATASETS}
+    regs = {"spaces": SPACES, "algorithms": ALGORITHMS, "datasets": DATASETS, "proxies": PROXIES}
     for kind, reg in regs.items():
         if args.kind in (None, kind):
             print(f"{kind}: {', '.join(reg.list(args.pattern)) or '(none)'}")
     return 0
 
 
+# Sub-commands that live next to the code they drive: each module has ``add_parser(subparsers)``, which
+# adds its sub-parser and sets ``func`` to a handler taking the parsed ``argparse.Namespace``.
+COMMAND_MODULES: tuple[str, ...] = ("distilnas.proxies.command", "distilnas.search.command")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from . import __version__
 
     p = argparse.ArgumentParser(prog="distilnas", description="One-shot NAS with distillation.")
@@ -285,9 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench_report)
 
     s = sub.add_parser("list", help="registered spaces, algorithms, datasets")
-    s.add_argument("kind", nargs="?", choices=["spaces", "algorithms", "datasets"])
+    s.add_argument("kind", nargs="?", choices=["spaces", "algorithms", "datasets", "proxies"])
     s.add_argument("pattern", nargs="?", default="*")
     s.set_defaults(func=cmd_list)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return p
 
 

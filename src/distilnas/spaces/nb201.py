@@ -192,7 +192,8 @@ class NB201Network(nn.Module):
         for k, op in enumerate(arch.ops):
             if op not in self.edge_ops[k]:
                 raise ArchError(f"op {op!r} on edge {k} is not in this supernet's choices {self.edge_ops[k]}")
-        net = NB201Network(self.cfg, [[op] for op in arch.ops])
+        with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: leave the RNG alone
+            net = NB201Network(self.cfg, [[op] for op in arch.ops])
         own = self.state_dict()
         net.load_state_dict({k: own[k] for k in net.state_dict()})
         return net.to(next(self.parameters()).device)

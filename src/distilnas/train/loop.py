@@ -34,7 +34,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .standalone import Recipe, make_optimizer
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "resolve_config", "build_run",
-           "run_search", "train_supernet", "load_supernet"]
+           "run_search", "train_supernet", "load_supernet", "check_data"]
 
 
 class RunError(RuntimeError):
@@ -109,15 +109,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _check_data(space: SearchSpace[Any], data: Splits, cfg: SearchConfig) -> None:
+def check_data(space: SearchSpace[Any], data: Splits, dataset: str) -> None:
+    """One-line ConfigError when the dataset ``dataset`` does not fit the space's input or classes."""
     want, have = space.input_shape(), data.input_shape
     if want != have:
         raise ConfigError(
-            f"space expects inputs {want} but {cfg.data.name} gives {have}; set space.in_channels={have[0]} "
+            f"space expects inputs {want} but {dataset} gives {have}; set space.in_channels={have[0]} "
             f"space.input_size={have[1]}")
     nc = getattr(space.cfg, "num_classes", data.num_classes)
     if nc != data.num_classes:
-        raise ConfigError(f"space.num_classes={nc} but {cfg.data.name} has {data.num_classes} classes")
+        raise ConfigError(f"space.num_classes={nc} but {dataset} has {data.num_classes} classes")
 
 
 @dataclass
@@ -166,7 +167,8 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = False,
                    progress: bool | None = None) -> dict[str, Any]:
-    """Train ``run.supernet`` with ``run.algorithm``; checkpoints and metrics go to ``out`` (rank 0)."""
+    """Train ``run.supernet`` with ``run.algorithm``; checkpoints and metrics go to ``out``. Every rank
+    resumes from ``out/checkpoint.pt``; only rank 0 writes."""
     from ..progress import progress_bar
 
     cfg, t = run.cfg, run.cfg.train
@@ -179,14 +181,14 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                           channels_last=t.channels_last)
     if t.channels_last:
         run.supernet.to(memory_format=torch.channels_last)
-    run.algorithm.setup(data, run.device)
     if len(loader) == 0:
         raise ConfigError(f"train.batch_size={t.batch_size} is larger than the training split ({len(x)} images)")
     if t.steps_per_epoch > len(loader):
         raise ConfigError(f"train.steps_per_epoch={t.steps_per_epoch} exceeds one pass ({len(loader)} batches)")
     steps_per_epoch = t.steps_per_epoch or len(loader)
     opt, sched = make_optimizer(run.supernet, _recipe(t), t.epochs * steps_per_epoch, steps_per_epoch)
-    start_epoch, step, passes, seconds = 0, 0, 0, 0.0
+    run.algorithm.setup(data, run.device, opt)
+    start_epoch, step, passes, fwd_images, seconds = 0, 0, 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out else None
     metrics_path = out / "metrics.jsonl" if out else None
     if resume and ckpt_path is not None:
@@ -206,6 +208,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                                   f"{str(e).splitlines()[0][:120]}); use a new --out") from None
         start_epoch, step = state["epoch"], state["step"]
         passes, seconds = state.get("passes", 0), state.get("seconds", 0.0)
+        fwd_images = state.get("forward_images", 0)
         if metrics_path is not None and metrics_path.exists() and is_main:  # drop lines past the checkpoint
             keep = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
             metrics_path.write_text("".join(ln + "\n" for ln in keep))
@@ -231,6 +234,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 sched.step()
                 step += 1
                 passes += res.passes
+                fwd_images += res.forward_images
                 loss_sum += res.loss * res.samples
                 correct += res.correct
                 samples += res.samples
@@ -238,12 +242,13 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 if i % 10 == 0:
                     bar.set_postfix_str(f"ep {epoch + 1}/{t.epochs} loss {res.loss:.3f}")
                 if mf and t.log_every and step % t.log_every == 0:
-                    mf.write(json.dumps({"step": step, "epoch": epoch, "loss": round(res.loss, 5),
+                    mf.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": round(res.loss, 5),
                                          "lr": sched.get_last_lr()[0]}) + "\n")
             seconds += time.time() - t0
             extra = run.algorithm.on_epoch_end(epoch)
             line = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(1, samples),
                     "train_acc": 100.0 * correct / max(1, samples), "passes": passes,
+                    "forward_images": fwd_images,
                     "epoch_seconds": round(time.time() - t0, 2), **extra}
             if mf:
                 mf.write(json.dumps(line) + "\n")
@@ -253,6 +258,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                           f"acc {line['train_acc']:.2f}% ({line['epoch_seconds']:.0f}s)", file=sys.stderr)
             if ckpt_path is not None and is_main:
                 save_checkpoint({"config": to_dict(cfg), "epoch": epoch + 1, "step": step, "passes": passes,
+                                 "forward_images": fwd_images,
                                  "seconds": seconds, "model": run.supernet.state_dict(),
                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                  "algorithm": run.algorithm.state_dict(), "data_generator": gen.get_state()},
@@ -261,7 +267,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         bar.close()
         if mf:
             mf.close()
-    return {"steps": step, "passes": passes, "train_seconds": round(seconds, 2)}
+    return {"steps": step, "passes": passes, "forward_images": fwd_images, "train_seconds": round(seconds, 2)}
 
 
 def _read_archs(path: str, space: SearchSpace[Any]) -> list[Any]:
@@ -294,12 +300,12 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
     is_main = dist.rank() == 0
     data = load_dataset(cfg.data)
     run = build_run(cfg)
-    _check_data(run.space, data, cfg)
+    check_data(run.space, data, cfg.data.name)
     candidates = (_read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         dump_yaml(to_dict(cfg), out / "config.yaml")
-    stats = train_supernet(run, data, out if is_main else None, resume=resume, progress=progress)
+    stats = train_supernet(run, data, out, resume=resume, progress=progress)
     if not is_main:
         return {}
     t0 = time.time()
@@ -325,8 +331,6 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
 
 def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
     """Rebuild a trained supernet from a search checkpoint (config and weights)."""
-    from ..config import apply_overrides  # noqa: F401 (kept for callers building overrides)
-
     state = load_checkpoint(path)
     data = state.get("config") or {}
     if overrides:
