@@ -1,7 +1,10 @@
 """Search algorithms, registered in :data:`ALGORITHMS`."""
 
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
+from .cream import Cream
 from .fairnas import FairNAS
+from .sandwich import Sandwich
+from .rdnas import RDNAS
 from .spos import SPOS
 
-__all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "path_rng", "SPOS", "FairNAS"]
+__all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "path_rng", "SPOS", "FairNAS", "RDNAS", "Cream", "Sandwich"]

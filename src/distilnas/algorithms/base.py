@@ -40,13 +40,16 @@ def path_rng(seed: int, step: int) -> random.Random:
 
 @dataclass
 class StepOutput:
-    """What one training step reports: the mean loss, correct predictions and samples seen, and the
-    number of forward/backward passes it cost (the compute budget unit shared by all algorithms)."""
+    """What one training step reports: the mean loss, correct predictions and samples seen, the number
+    of forward/backward passes of one path on one training batch it cost (the compute budget unit shared
+    by all algorithms), and the extra forward-only passes (teachers, board evaluation), counted in
+    images so that batches of any size add up."""
 
     loss: float
     correct: int
     samples: int
     passes: int
+    forward_images: int = 0
 
 
 class Algorithm:
@@ -64,10 +67,12 @@ class Algorithm:
         self.label_smoothing = label_smoothing
         self.data: "Splits | None" = None
         self.device = torch.device("cpu")
+        self.optimizer: torch.optim.Optimizer | None = None
 
-    def setup(self, data: "Splits", device: torch.device) -> None:
-        """Called once before training with the dataset splits and the training device."""
-        self.data, self.device = data, device
+    def setup(self, data: "Splits", device: torch.device, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Called once before training with the dataset splits, the training device and the supernet's
+        optimiser (read-only: e.g. Cream's unrolled meta step uses its current learning rate)."""
+        self.data, self.device, self.optimizer = data, device, optimizer
 
     def candidates(self, n: int, rng: random.Random) -> list[Any]:
         """Architectures to score for the final selection: ``n`` distinct uniform samples by default

@@ -40,6 +40,10 @@ class SearchSpace(ABC, Generic[A]):
     @abstractmethod
     def sample(self, rng: random.Random) -> A: ...
 
+    def from_choices(self, sample: dict[str, Any]) -> A:
+        """The architecture with option ``sample[label]`` for every label of :attr:`choices`."""
+        raise NotImplementedError(f"space {self.name!r} cannot build an architecture from choices")
+
     @abstractmethod
     def mutate(self, arch: A, rng: random.Random) -> A: ...
 
@@ -54,6 +58,14 @@ class SearchSpace(ABC, Generic[A]):
 
     @abstractmethod
     def input_shape(self) -> tuple[int, int, int]: ...
+
+    def largest(self) -> A:
+        """The architecture with the most capacity (sandwich rule); spaces that have one override this."""
+        raise NotImplementedError(f"space {self.name!r} has no largest architecture")
+
+    def smallest(self) -> A:
+        """The architecture with the least capacity (sandwich rule)."""
+        raise NotImplementedError(f"space {self.name!r} has no smallest architecture")
 
     def enumerate(self) -> Iterator[A]:
         raise NotImplementedError(f"space {self.name!r} is too large to enumerate")

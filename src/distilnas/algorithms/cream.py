@@ -1,0 +1,355 @@
+"""Cream of the Crop: distilling prioritized paths for one-shot NAS (Peng et al., NeurIPS 2020).
+
+A *prioritized path board* keeps the K best paths seen while the supernet trains (sec. 3.1). After a
+warm-up, every sampled path s is distilled from a teacher path t on the board, picked by a *meta
+matching network* M (sec. 3.2)::
+
+    b* = argmax_b M(softmax(s(x_b)) - p_b)        rho = sigmoid(M(softmax(s(x_b*)) - p_b*))
+    L  = [rho * KD(s, t) + (2 - rho) * CE_ls(s)] / 2                                    (eq. 6)
+
+where x_b is a small slice of inputs stored with board entry b and p_b that path's softmax on it, KD is
+the soft cross-entropy between the teacher's softmax (no gradient) and the student's log-softmax and
+CE_ls the label-smoothed cross-entropy (label smoothing comes from ``train.label_smoothing``).
+
+Board rule (sec. 3.1, "selective competition"): a path enters when the board has room, or its accuracy
+beats the worst entry's by more than ``board_gap`` points, or it beats it at lower FLOPs; the board is
+kept sorted by accuracy (FLOPs break ties) and trimmed to K. Accuracy is measured on held-out
+validation images, as the paper says (the official code used the training batch: ``board_eval=train``).
+
+The meta network is trained every ``update_iter`` steps by a one-step unrolled meta-gradient (eq. 7-8):
+w' = w - lr * d(rho * KD)/dw on the training batch; the meta loss is the student's cross-entropy with
+weights w' on a validation batch, differentiated through w' into M (the sign of the update is the
+paper's, which the official code fixed upstream). ``pick=random`` and ``pick=top1`` are the paper's
+ablations (random board entry / the best entry, both with rho = 1).
+
+Paths outside [flops_min, flops_max] are never trained nor put on the board. The final architecture is
+taken from the board: every board path is re-scored with the trained supernet (BN recalibration, the
+validation split) and the best is selected (``select_by=board`` uses the board's own accuracies).
+
+Differences from the official code, all following the paper: held-out board accuracy, teacher =
+argmax of the matching score (the code took the last entry and negated rho), the board and the meta
+network are saved in checkpoints, FLOPs are counted at the real input size, the FLOPs range is enforced
+when sampling, and the path prior is uniform (``prior`` sets the official non-uniform one).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..config import ConfigError
+from ..train import distributed as dist
+from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
+
+__all__ = ["Cream", "BoardEntry", "PrioritizedBoard", "MatchingNetwork", "soft_cross_entropy"]
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_c q_c log softmax(logits)_c (the KD loss at temperature 1)."""
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+@dataclass
+class BoardEntry:
+    """One prioritized path."""
+
+    arch: str
+    accuracy: float  # top-1 (%) when measured (held-out validation images, or the train batch)
+    flops: float
+    params: float
+    step: int  # training step at which it was measured
+    inputs: torch.Tensor = field(repr=False)  # (slice, C, H, W) stored input slice x_b
+    probs: torch.Tensor = field(repr=False)  # (slice, classes) the path's softmax p_b on x_b
+
+    def summary(self) -> dict[str, Any]:
+        """The entry without its tensors (for result.json)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("inputs", "probs")}
+
+
+class PrioritizedBoard:
+    """The K best paths (paper sec. 3.1), sorted by accuracy (higher first), FLOPs breaking ties."""
+
+    def __init__(self, size: int, gap: float) -> None:
+        self.size, self.gap = size, gap
+        self.entries: list[BoardEntry] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def admits(self, accuracy: float, flops: float) -> bool:
+        """The insertion rule: room left, or clearly more accurate than the worst entry (by more than
+        ``gap`` points), or more accurate at lower FLOPs."""
+        if len(self.entries) < self.size:
+            return True
+        worst = self.entries[-1]
+        return accuracy > worst.accuracy + self.gap or (accuracy > worst.accuracy and flops < worst.flops)
+
+    def update(self, entry: BoardEntry) -> bool:
+        """Insert ``entry`` if the rule admits it; a path already on the board is re-measured in place
+        (the board never holds a path twice). Returns whether the board changed."""
+        for i, e in enumerate(self.entries):
+            if e.arch == entry.arch:
+                self.entries[i] = entry
+                self._sort()
+                return True
+        if not self.admits(entry.accuracy, entry.flops):
+            return False
+        self.entries.append(entry)
+        self._sort()
+        del self.entries[self.size:]
+        return True
+
+    def _sort(self) -> None:
+        self.entries.sort(key=lambda e: (-e.accuracy, e.flops))
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [asdict(e) for e in self.entries]
+
+    def load_state_dict(self, state: list[dict[str, Any]]) -> None:
+        self.entries = [BoardEntry(**e) for e in state]
+
+
+class MatchingNetwork(nn.Module):
+    """The meta matching network: one linear layer from flatten(softmax(s(x_b)) - p_b) to a score."""
+
+    def __init__(self, num_classes: int, slice_size: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(num_classes * slice_size, 1)
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:
+        """(K, slice, classes) differences -> (K,) matching scores."""
+        return self.fc(delta.flatten(1)).squeeze(1)
+
+
+@ALGORITHMS.register("cream")
+class Cream(Algorithm):
+    """Prioritized path distillation with a meta matching network."""
+
+    name = "cream"
+
+    @dataclass
+    class Config:
+        board_size: int = 10  # K (official POOL_SIZE)
+        board_gap: float = 5.0  # accuracy gap (points) of the insertion rule (hard-coded 5 officially)
+        warmup_epochs: int = 20  # epochs before the board opens and distillation starts (official 20 of 120)
+        pick: str = "meta"  # teacher choice: meta (matching network), random, top1
+        slice: int = 4  # images stored per board entry (official SLICE)
+        board_eval: str = "val"  # where board accuracy is measured: val (held-out, paper) or train (code)
+        board_val_size: int = 256  # held-out images for board accuracy (a fixed set)
+        update_iter: int = 200  # steps between meta-network updates (official UPDATE_ITER)
+        meta_lr: float = 1e-4  # learning rate of the meta network
+        meta_optimizer: str = "sgd"  # sgd (momentum 0.9) or adam
+        meta_grad_clip: float = 1.0
+        meta_val_batch: int = 128  # validation images per meta update
+        flops_min: float = 0.0  # FLOPs range of trained and boarded paths (0 = unbounded)
+        flops_max: float = 0.0
+        max_tries: int = 1000  # rejection-sampling attempts for a path inside the FLOPs range
+        prior: dict[str, float] = field(default_factory=dict)  # op -> sampling weight (empty = uniform)
+        select_by: str = "rescore"  # final choice: rescore (supernet accuracy after BN recal) or board
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        c = self.cfg
+        for key, value, allowed in (("pick", c.pick, ("meta", "random", "top1")),
+                                    ("board_eval", c.board_eval, ("val", "train")),
+                                    ("meta_optimizer", c.meta_optimizer, ("sgd", "adam")),
+                                    ("select_by", c.select_by, ("rescore", "board"))):
+            if value not in allowed:
+                raise ConfigError(f"unknown algorithm.{key} {value!r}; choose {', '.join(allowed)}")
+        if c.board_size < 1 or c.slice < 1 or c.update_iter < 1:
+            raise ConfigError("algorithm.board_size, algorithm.slice and algorithm.update_iter must be >= 1")
+        if c.flops_max and c.flops_min > c.flops_max:
+            raise ConfigError(f"algorithm.flops_min={c.flops_min:g} exceeds algorithm.flops_max={c.flops_max:g}")
+        self.board = PrioritizedBoard(c.board_size, c.board_gap)
+        self.meta: MatchingNetwork | None = None
+        self.meta_opt: torch.optim.Optimizer | None = None
+        self.stats = {"distilled": 0, "board_updates": 0, "meta_updates": 0}
+        self._val_x: torch.Tensor | None = None
+        self._val_y: torch.Tensor | None = None
+
+    # -- set-up ------------------------------------------------------------------------------------------
+    def setup(self, data: Any, device: torch.device, optimizer: Any = None) -> None:
+        super().setup(data, device, optimizer)
+        if len(data.val_x) == 0:
+            raise ConfigError("cream needs held-out validation images (data.val_size > 0)")
+        fmt = torch.channels_last if data.val_x.dim() == 4 else torch.contiguous_format
+        self._val_x = data.val_x.to(device).contiguous(memory_format=fmt)
+        self._val_y = data.val_y.to(device)
+        self.meta = MatchingNetwork(data.num_classes, self.cfg.slice).to(device)
+        with torch.random.fork_rng(devices=[]):  # the meta network's initialisation follows the run seed
+            torch.manual_seed(self.seed)
+            self.meta.fc.reset_parameters()
+        if self.cfg.meta_optimizer == "sgd":
+            self.meta_opt = torch.optim.SGD(self.meta.parameters(), lr=self.cfg.meta_lr, momentum=0.9)
+        else:
+            self.meta_opt = torch.optim.Adam(self.meta.parameters(), lr=self.cfg.meta_lr)
+
+    # -- sampling ----------------------------------------------------------------------------------------
+    def in_range(self, flops: float) -> bool:
+        c = self.cfg
+        return flops >= c.flops_min and (not c.flops_max or flops <= c.flops_max)
+
+    def sample(self, rng: random.Random) -> Any:
+        """A path from the prior (uniform by default) inside the FLOPs range."""
+        for _ in range(self.cfg.max_tries):
+            if self.cfg.prior:
+                arch = self.space.from_choices({label: rng.choices(opts, [self.cfg.prior.get(str(o), 1.0)
+                                                                           for o in opts])[0]
+                                                for label, opts in self.space.choices.items()})
+            else:
+                arch = self.space.sample(rng)
+            if self.in_range(self.space.cost(arch)["flops"]):
+                return arch
+        raise ConfigError(f"no path within algorithm.flops_min={self.cfg.flops_min:g} .. "
+                          f"flops_max={self.cfg.flops_max:g} in {self.cfg.max_tries} draws; widen the range")
+
+    def candidates(self, n: int, rng: random.Random) -> list[Any]:
+        """The board's paths (the final architecture comes from the board)."""
+        if not len(self.board):
+            return super().candidates(n, rng)
+        return [self.space.parse(e.arch) for e in self.board]
+
+    # -- teacher choice ----------------------------------------------------------------------------------
+    def _deltas(self, arch: Any) -> torch.Tensor:
+        """(K, slice, classes): softmax of the student on each entry's slice minus the stored softmax."""
+        xs = torch.cat([e.inputs for e in self.board])  # (K * slice, C, H, W)
+        probs = F.softmax(self.supernet(xs, arch), dim=1)
+        return probs.view(len(self.board), self.cfg.slice, -1) - torch.stack([e.probs for e in self.board])
+
+    def pick_teacher(self, arch: Any, rng: random.Random) -> tuple[BoardEntry, float, int]:
+        """(teacher entry, rho, forward images spent)."""
+        if self.cfg.pick == "random":
+            return rng.choice(self.board.entries), 1.0, 0
+        if self.cfg.pick == "top1":
+            return self.board.entries[0], 1.0, 0
+        assert self.meta is not None
+        with torch.no_grad():
+            scores = self.meta(self._deltas(arch))
+        b = int(scores.argmax())
+        return self.board.entries[b], float(torch.sigmoid(scores[b])), len(self.board) * self.cfg.slice
+
+    # -- one step ----------------------------------------------------------------------------------------
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int, num_epochs: int) -> StepOutput:
+        c = self.cfg
+        rng = path_rng(self.seed, step)
+        arch = self.sample(rng)
+        forward_images, passes = 0, 1
+        distill = len(self.board) > 0 and epoch >= c.warmup_epochs
+        if distill and c.pick == "meta" and step % c.update_iter == 0:
+            passes += self.meta_update(arch, x, step)
+            forward_images += len(self.board) * c.slice
+        logits = self.supernet(x, arch)
+        ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        if distill:
+            teacher, rho, spent = self.pick_teacher(arch, rng)
+            with torch.no_grad():
+                teacher_probs = F.softmax(self.supernet(x, self.space.parse(teacher.arch)), dim=1)
+            loss = (rho * soft_cross_entropy(logits, teacher_probs) + (2.0 - rho) * ce) / 2.0  # eq. 6
+            forward_images += spent + len(x)
+            self.stats["distilled"] += 1
+        else:
+            loss = ce
+        loss.backward()
+        correct = int((logits.argmax(1) == y).sum())
+        if epoch >= c.warmup_epochs:
+            forward_images += self.update_board(arch, x, logits.detach(), correct, len(y), step)
+        return StepOutput(loss.item(), correct, len(y), passes=passes, forward_images=forward_images)
+
+    @torch.no_grad()
+    def update_board(self, arch: Any, x: torch.Tensor, logits: torch.Tensor, correct: int, n: int,
+                     step: int) -> int:
+        """Measure the path and offer it to the board; returns the forward images spent."""
+        spent = 0
+        if self.cfg.board_eval == "val":
+            assert self._val_x is not None and self._val_y is not None
+            vx, vy = self._val_x[: self.cfg.board_val_size], self._val_y[: self.cfg.board_val_size]
+            correct, n = int((self.supernet(vx, arch).argmax(1) == vy).sum()), len(vy)
+            spent = len(vy)
+        acc = torch.tensor([100.0 * correct / n], device=x.device)
+        if dist.world_size() > 1:  # every rank keeps the same board
+            torch.distributed.all_reduce(acc)
+            acc /= dist.world_size()
+        cost = self.space.cost(arch)
+        entry = BoardEntry(str(arch), float(acc), float(cost["flops"]), float(cost["params"]), step,
+                           x[: self.cfg.slice].detach().clone(),
+                           F.softmax(logits[: self.cfg.slice], dim=1).detach().clone())
+        if self.board.update(entry):
+            self.stats["board_updates"] += 1
+        return spent
+
+    def meta_update(self, arch: Any, x: torch.Tensor, step: int) -> int:
+        """One-step unrolled meta-gradient for the matching network (paper eq. 7-8); returns the extra
+        backward passes spent (2: the create-graph gradient and the validation loss through w')."""
+        assert self.meta is not None and self.meta_opt is not None and self._val_x is not None
+        c = self.cfg
+        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else 0.0
+        # 1. rho for the best-matching teacher, differentiable in the meta network's weights
+        scores = self.meta(self._deltas(arch))
+        b = int(scores.argmax())
+        rho = torch.sigmoid(scores[b])
+        with torch.no_grad():
+            teacher_probs = F.softmax(self.supernet(x, self.space.parse(self.board.entries[b].arch)), dim=1)
+        named = {n: p for n, p in self.supernet.named_parameters() if p.requires_grad}
+        kd = rho * soft_cross_entropy(self.supernet(x, arch), teacher_probs)
+        grads = torch.autograd.grad(kd, list(named.values()), create_graph=True, allow_unused=True)
+        # 2. w' = w - lr * g on the path's weights (the others do not move)
+        fast = {n: (p - lr * g if g is not None else p) for (n, p), g in zip(named.items(), grads)}
+        # 3. the meta loss: cross-entropy of the student with w' on a validation batch
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(self._val_x), (c.meta_val_batch,), generator=g).to(self._val_x.device)
+        val_loss = F.cross_entropy(functional_call(self.supernet, fast, (self._val_x[idx], arch)), self._val_y[idx])
+        # 4. step the meta network only
+        self.meta_opt.zero_grad(set_to_none=True)
+        meta_grads = torch.autograd.grad(val_loss, list(self.meta.parameters()))
+        for p, mg in zip(self.meta.parameters(), meta_grads):
+            p.grad = mg.detach()
+            if dist.world_size() > 1:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= dist.world_size()
+        nn.utils.clip_grad_norm_(self.meta.parameters(), c.meta_grad_clip)
+        self.meta_opt.step()
+        self.stats["meta_updates"] += 1
+        return 2
+
+    # -- bookkeeping -------------------------------------------------------------------------------------
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        best = self.board.entries[0].accuracy if len(self.board) else math.nan
+        return {"board_size": len(self.board), "board_best_acc": best, **self.stats}
+
+    def finalize(self, scores: list[dict[str, Any]], top: int) -> dict[str, Any]:
+        board = [e.summary() for e in self.board]
+        if not board:  # the board never opened (training shorter than the warm-up)
+            return {**super().finalize(scores, top), "board": []}
+        by_arch = {r["arch"]: r for r in scores}
+        if self.cfg.select_by == "board":
+            ranked = [{**by_arch.get(e["arch"], {"arch": e["arch"]}), "board_accuracy": e["accuracy"]}
+                      for e in board]
+        else:
+            board_acc = {e["arch"]: e["accuracy"] for e in board}
+            ranked = sorted((dict(r) for r in scores), key=lambda r: (-r["accuracy"], r["loss"]))
+            for r in ranked:
+                r["board_accuracy"] = board_acc.get(r["arch"])
+        return {"ranked": ranked[:top], "board": board}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"board": self.board.state_dict(), "stats": dict(self.stats),
+                "meta": self.meta.state_dict() if self.meta is not None else None,
+                "meta_opt": self.meta_opt.state_dict() if self.meta_opt is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.board.load_state_dict(state.get("board", []))
+        self.stats.update(state.get("stats", {}))
+        if self.meta is not None and state.get("meta") is not None:
+            self.meta.load_state_dict(state["meta"])
+        if self.meta_opt is not None and state.get("meta_opt") is not None:
+            self.meta_opt.load_state_dict(state["meta_opt"])
