@@ -100,6 +100,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from .evaluate.metrics import align, format_table, noise_ceiling, rank_metrics
 
     pred = _read_pred(args.pred, args.pred_key)
+    if args.lower_is_better:  # e.g. --pred-key loss: rank by the negated score
+        pred = {a: -v for a, v in pred.items()}
     truth = load_truth(args.truth, args.key)
     archs, p, t = align(pred, truth)
     rows = [(f"{Path(args.pred).name} vs truth", rank_metrics(p, t, bootstrap=args.bootstrap))]
@@ -107,7 +109,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     if len(multi) >= 2:
         rows.append(("noise ceiling (seed vs seed)", noise_ceiling(multi)))
     print(f"{len(archs)} architectures in common (pred {len(pred)}, truth {len(truth)}); "
-          f"pred key {args.pred_key or 'auto'}, truth key {args.key}")
+          f"pred key {args.pred_key or 'auto'}{' (lower is better)' if args.lower_is_better else ''}, "
+          f"truth key {args.key}")
     print(format_table(rows))
     return 0
 
@@ -239,7 +242,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # Sub-commands that live next to the code they drive: each module has ``add_parser(subparsers)``, which
 # adds its sub-parser and sets ``func`` to a handler taking the parsed ``argparse.Namespace``.
-COMMAND_MODULES: tuple[str, ...] = ("distilnas.proxies.command", "distilnas.search.command")
+COMMAND_MODULES: tuple[str, ...] = ("distilnas.search.command",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("truth", help="ground-truth table.json, {arch: acc or [acc per seed]}, or JSON lines")
     s.add_argument("--key", default="accuracy", help="ground-truth field (default accuracy)")
     s.add_argument("--pred-key", default=None, help="prediction field (default accuracy, else score)")
+    s.add_argument("--lower-is-better", action="store_true",
+                   help="the prediction field is better when lower (e.g. --pred-key loss)")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
     s.set_defaults(func=cmd_rank)
 

@@ -287,13 +287,15 @@ class Cream(Algorithm):
             self.stats["board_updates"] += 1
         return spent
 
-    def meta_update(self, arch: Any, x: torch.Tensor, step: int) -> int:
-        """One-step unrolled meta-gradient for the matching network (paper eq. 7-8); returns the extra
-        backward passes spent (2: the create-graph gradient and the validation loss through w')."""
-        assert self.meta is not None and self.meta_opt is not None and self._val_x is not None
-        c = self.cfg
-        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else 0.0
-        # 1. rho for the best-matching teacher, differentiable in the meta network's weights
+    def meta_objective(self, arch: Any, x: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+                       lr: float) -> torch.Tensor:
+        """The meta loss of eq. 7-8, differentiable in the matching network's weights:
+
+        1. rho = sigmoid(M(delta_b*)) for the best-matching board entry b*;
+        2. w' = w - lr * d(rho * KD(s(x; w), t(x)))/dw on the path's weights (one unrolled SGD step);
+        3. the student's cross-entropy with weights w' on the validation batch.
+        """
+        assert self.meta is not None
         scores = self.meta(self._deltas(arch))
         b = int(scores.argmax())
         rho = torch.sigmoid(scores[b])
@@ -302,13 +304,18 @@ class Cream(Algorithm):
         named = {n: p for n, p in self.supernet.named_parameters() if p.requires_grad}
         kd = rho * soft_cross_entropy(self.supernet(x, arch), teacher_probs)
         grads = torch.autograd.grad(kd, list(named.values()), create_graph=True, allow_unused=True)
-        # 2. w' = w - lr * g on the path's weights (the others do not move)
         fast = {n: (p - lr * g if g is not None else p) for (n, p), g in zip(named.items(), grads)}
-        # 3. the meta loss: cross-entropy of the student with w' on a validation batch
+        return F.cross_entropy(functional_call(self.supernet, fast, (val_x, arch)), val_y)
+
+    def meta_update(self, arch: Any, x: torch.Tensor, step: int) -> int:
+        """Step the matching network on :meth:`meta_objective` (a validation batch drawn from (seed,
+        step)); returns the extra backward passes spent (2: the create-graph gradient and the
+        validation loss through w')."""
+        assert self.meta is not None and self.meta_opt is not None and self._val_x is not None
+        lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else 0.0
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        idx = torch.randint(0, len(self._val_x), (c.meta_val_batch,), generator=g).to(self._val_x.device)
-        val_loss = F.cross_entropy(functional_call(self.supernet, fast, (self._val_x[idx], arch)), self._val_y[idx])
-        # 4. step the meta network only
+        idx = torch.randint(0, len(self._val_x), (self.cfg.meta_val_batch,), generator=g).to(self._val_x.device)
+        val_loss = self.meta_objective(arch, x, self._val_x[idx], self._val_y[idx], lr)
         self.meta_opt.zero_grad(set_to_none=True)
         meta_grads = torch.autograd.grad(val_loss, list(self.meta.parameters()))
         for p, mg in zip(self.meta.parameters(), meta_grads):
@@ -316,7 +323,7 @@ class Cream(Algorithm):
             if dist.world_size() > 1:
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= dist.world_size()
-        nn.utils.clip_grad_norm_(self.meta.parameters(), c.meta_grad_clip)
+        nn.utils.clip_grad_norm_(self.meta.parameters(), self.cfg.meta_grad_clip)
         self.meta_opt.step()
         self.stats["meta_updates"] += 1
         return 2
