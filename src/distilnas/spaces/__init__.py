@@ -2,10 +2,12 @@
 
 from .base import SPACES, SearchSpace, count_flops, count_params, create_space
 from .nb201 import NB201Arch, NB201Config, NB201Network, NB201Space
+from .mobilenet import MobileNetArch, MobileNetConfig, MobileNetNetwork, MobileNetSpace, MobileNetSupernet
 from .resnet import ResNetArch, ResNetConfig, ResNetSpace, ResNetSupernet
 
 __all__ = [
     "SPACES", "SearchSpace", "count_flops", "count_params", "create_space",
     "NB201Arch", "NB201Config", "NB201Network", "NB201Space",
+    "MobileNetArch", "MobileNetConfig", "MobileNetNetwork", "MobileNetSpace", "MobileNetSupernet",
     "ResNetArch", "ResNetConfig", "ResNetSpace", "ResNetSupernet",
 ]
