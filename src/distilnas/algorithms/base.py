@@ -2,21 +2,24 @@
 
 Lifecycle (see :mod:`distilnas.train.loop`):
 
-1. ``setup(data, device)`` once before training: the data splits (e.g. Cream's held-out validation
+0. ``build_supernet(space, cfg)`` (a classmethod) builds the weight-sharing model the loop trains: the
+   space's supernet by default (DNA trains blockwise student cells instead);
+1. ``setup(data, device, optimizer)`` once before training: the data splits (e.g. Cream's held-out validation
    batches) and the training device;
 2. ``training_step`` for each batch: it does its own forward(s) and backward(s); the loop zeroes the
    gradients before, all-reduces, clips and steps the optimiser after;
 3. ``on_epoch_end`` after each epoch (its dict goes into that epoch's metrics line);
 4. ``state_dict`` / ``load_state_dict`` for checkpoints (everything needed to resume exactly);
-5. ``candidates`` for the architectures the trained supernet scores, and ``finalize`` to pick the
-   result from those scores (best validation accuracy by default; Cream picks from its board).
+5. ``candidates`` for the architectures the trained supernet scores, ``score`` to score them (validation
+   accuracy and loss after BN recalibration by default) and ``finalize`` to pick the result from those
+   scores (best validation accuracy by default; Cream picks from its board).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -26,6 +29,7 @@ from ..spaces.base import SearchSpace
 
 if TYPE_CHECKING:
     from ..data import Splits
+    from ..evaluate.scoring import ScoreConfig
 
 __all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "path_rng"]
 
@@ -69,6 +73,11 @@ class Algorithm:
         self.device = torch.device("cpu")
         self.optimizer: torch.optim.Optimizer | None = None
 
+    @classmethod
+    def build_supernet(cls, space: SearchSpace[Any], cfg: Any) -> nn.Module:
+        """The model the loop trains (initialised under the run's seed): ``space.supernet()``."""
+        return space.supernet()
+
     def setup(self, data: "Splits", device: torch.device, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Called once before training with the dataset splits, the training device and the supernet's
         optimiser (read-only: e.g. Cream's unrolled meta step uses its current learning rate)."""
@@ -84,6 +93,14 @@ class Algorithm:
             a = self.space.sample(rng)
             seen.setdefault(str(a), a)
         return list(seen.values())
+
+    def score(self, archs: list[Any], data: "Splits", cfg: "ScoreConfig", progress: bool | None = None,
+              channels_last: bool = False) -> Iterator[dict[str, Any]]:
+        """Score the trained supernet's ``archs``: ``{"arch", "accuracy", "loss"}`` each, by default the
+        validation accuracy and loss of each path after BatchNorm recalibration."""
+        from ..evaluate.scoring import score_archs
+
+        return score_archs(self.supernet, archs, data, cfg, self.device, progress, channels_last=channels_last)
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int, num_epochs: int) -> StepOutput:
         raise NotImplementedError

@@ -27,7 +27,7 @@ from torch import nn
 from ..algorithms import ALGORITHMS, Algorithm
 from ..config import ConfigError, build_space_config, from_dict, to_dict, dump_yaml
 from ..data import DataConfig, Splits, TensorLoader, load_dataset
-from ..evaluate.scoring import ScoreConfig, score_archs
+from ..evaluate.scoring import ScoreConfig
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -135,13 +135,13 @@ class Run:
 def build_run(cfg: SearchConfig, device: torch.device | None = None) -> Run:
     """Space, supernet (initialised from ``cfg.seed``) and algorithm for ``cfg``."""
     space = create_space(cfg.space["name"], build_space_config(cfg.space["name"], cfg.space))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        supernet = space.supernet()
-    device = device or _device(cfg.train.device)
-    supernet.to(device)
     algo_cls = ALGORITHMS.get(cfg.algorithm["name"])
     algo_cfg = from_dict(algo_cls.Config, {k: v for k, v in cfg.algorithm.items() if k != "name"}, "algorithm")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        supernet = algo_cls.build_supernet(space, algo_cfg)
+    device = device or _device(cfg.train.device)
+    supernet.to(device)
     algorithm = algo_cls(space, supernet, algo_cfg, cfg.seed, cfg.train.label_smoothing)
     return Run(cfg, space, supernet, algorithm, device)
 
@@ -313,14 +313,14 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
         candidates = run.algorithm.candidates(cfg.select.num_archs, random.Random(cfg.select.sample_seed))
     scores = []
     with open(out / "scores.jsonl", "w") as f:
-        for r in score_archs(run.supernet, candidates, data, cfg.score, run.device, progress,
-                             channels_last=cfg.train.channels_last):
+        for r in run.algorithm.score(candidates, data, cfg.score, progress, channels_last=cfg.train.channels_last):
             f.write(json.dumps(r) + "\n")
             scores.append(r)
     final = run.algorithm.finalize(scores, cfg.select.top)
     ranked = final.pop("ranked")
     for r in ranked:
-        r.update(run.space.cost(run.space.parse(r["arch"])))
+        if "flops" not in r:
+            r.update(run.space.cost(run.space.parse(r["arch"])))
     result = {"algorithm": cfg.algorithm["name"], "space": cfg.space["name"], "seed": cfg.seed,
               "arch": ranked[0]["arch"] if ranked else None, "best": ranked[0] if ranked else None,
               "top": ranked, "num_scored": len(scores), **stats, "score_seconds": round(time.time() - t0, 2),
