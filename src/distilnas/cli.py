@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,6 +69,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     state_overrides = apply_overrides({}, list(args.overrides))
     run, state = load_supernet(args.checkpoint, _merge_sections(args.checkpoint, state_overrides))
+    import torch
+
+    if run.cfg.train.threads:
+        torch.set_num_threads(run.cfg.train.threads)
+    if run.cfg.train.channels_last:
+        run.supernet.to(memory_format=torch.channels_last)
     archs = _read_archs(args.archs, run.space)
     data = load_dataset(run.cfg.data)
     check_data(run.space, data, run.cfg.data.name)
@@ -133,57 +138,17 @@ def _read_pred(path: str, key: str | None) -> dict[str, float]:
     return out
 
 
-@dataclass
-class TrainRunConfig:
-    """``distilnas train``: one architecture trained standalone."""
-
-    seed: int = 0
-    space: dict[str, Any] = field(default_factory=lambda: {"name": "nb201"})
-    data: Any = None
-    recipe: Any = None
-    device: str = "auto"
-    threads: int = 0
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from .config import ConfigError, build_space_config, from_dict, to_dict
-    from .data import DataConfig, load_dataset
-    from .spaces import count_flops, count_params, create_space
-    from .train.loop import check_data
-    from .train.standalone import Recipe, train_standalone
+    """One architecture trained standalone: ``distilnas retrain`` for a literal arch, without ONNX export
+    unless ``export_onnx`` is set; prints the result as one JSON line."""
+    from .config import from_dict
+    from .train.retrain import RetrainConfig, train_architecture
 
     raw = _load_config(args.config, args.overrides)
-    raw.setdefault("space", {})
     if args.space:
-        raw["space"] = {**raw["space"], "name": args.space}
-    cfg = from_dict(TrainRunConfig, {k: v for k, v in raw.items() if k not in ("data", "recipe")})
-    unknown = set(raw) - {"seed", "space", "data", "recipe", "device", "threads"}
-    if unknown:
-        raise ConfigError(f"unknown config key {sorted(unknown)[0]!r}; known: data, device, recipe, seed, space, threads")
-    data_cfg = from_dict(DataConfig, raw.get("data"), "data")
-    recipe = from_dict(Recipe, raw.get("recipe"), "recipe")
-    name = str(cfg.space.get("name", "nb201"))
-    space = create_space(name, build_space_config(name, cfg.space))
-    arch = space.parse(args.arch)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    data = load_dataset(data_cfg)
-    check_data(space, data, data_cfg.name)
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
-    model = space.build(arch, seed=cfg.seed)
-    params, flops = count_params(model), count_flops(model, space.input_shape())
-    t0 = time.time()
-    res = train_standalone(model, data, recipe, seed=cfg.seed, device=device, augment=data_cfg.augment)
-    result = {"arch": str(arch), **res, "params": params, "flops": flops, "seconds": round(time.time() - t0, 1),
-              "config": {"seed": cfg.seed, "space": {"name": name, **to_dict(space.cfg)},
-                         "data": to_dict(data_cfg), "recipe": to_dict(recipe)}}
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        torch.save(model.state_dict(), out / "model.pt")
+        raw["space"] = {**(raw.get("space") or {}), "name": args.space}
+    raw.setdefault("export_onnx", False)
+    result = train_architecture(args.arch, from_dict(RetrainConfig, raw), args.out)
     print(json.dumps({k: v for k, v in result.items() if k != "config"}))
     return 0
 
@@ -242,7 +207,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # Sub-commands that live next to the code they drive: each module has ``add_parser(subparsers)``, which
 # adds its sub-parser and sets ``func`` to a handler taking the parsed ``argparse.Namespace``.
-COMMAND_MODULES: tuple[str, ...] = ("distilnas.search.command",)
+COMMAND_MODULES: tuple[str, ...] = ("distilnas.proxies.command", "distilnas.search.command",
+                                    "distilnas.retrain_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
