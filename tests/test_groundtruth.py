@@ -64,10 +64,10 @@ def test_rebuild_retrains_nothing(built, monkeypatch):
     out, table = built
     runs_before = (out / "runs.jsonl").read_bytes()
 
-    def no_pool(*args, **kwargs):
-        raise AssertionError("the rebuild started workers")
+    def no_training(*args, **kwargs):
+        raise AssertionError("the rebuild trained something")
 
-    monkeypatch.setattr(groundtruth, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(groundtruth, "_train_one", no_training)
     again = build_ground_truth(tiny_bench(), out, progress=False)
     assert again == table
     assert (out / "runs.jsonl").read_bytes() == runs_before

@@ -14,16 +14,14 @@ for the same seed (common random numbers, which lowers the variance of compariso
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from ..data import DataConfig
+from ..train.parallel import append_record, open_records, read_records, run_jobs
 from ..train.standalone import Recipe, recipe_hash
 
 __all__ = ["BenchConfig", "build_ground_truth", "sample_archs", "load_truth", "aggregate_runs"]
@@ -82,12 +80,6 @@ def _hash(cfg: BenchConfig) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, Any]:
     from ..config import from_dict
     from ..data import load_dataset
@@ -95,8 +87,8 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
     from ..train.standalone import train_standalone
 
     cfg = from_dict(BenchConfig, cfg_dict)
-    if "data" not in _WORKER:
-        _WORKER["data"] = load_dataset(cfg.data)
+    if _WORKER.get("data_cfg") != cfg_dict["data"]:  # a worker process loads the dataset once
+        _WORKER["data"], _WORKER["data_cfg"] = load_dataset(cfg.data), cfg_dict["data"]
     space = _space(cfg)
     arch = space.parse(arch_str)
     model = space.build(arch, seed=seed)
@@ -107,21 +99,6 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
     return {"arch": arch_str, "seed": seed, "accuracy": res[f"{cfg.eval_split}_accuracy"],
             "loss": res[f"{cfg.eval_split}_loss"], "params": params, "flops": flops,
             "seconds": round(time.time() - t0, 2)}
-
-
-def _read_runs(path: Path, want_hash: str) -> list[dict[str, Any]]:
-    runs = []
-    if path.exists():
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut off by a kill: that run is simply redone
-            if r.get("recipe_hash") == want_hash:
-                runs.append(r)
-    return runs
 
 
 def aggregate_runs(runs: list[dict[str, Any]], archs: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -144,7 +121,6 @@ def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] |
     """Train every (arch, seed) not yet in ``out_dir/runs.jsonl``; write and return the table
     (``progress=None``: a progress bar only when stderr is a terminal)."""
     from ..config import to_dict
-    from ..progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,26 +129,17 @@ def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] |
     (out / "archs.txt").write_text("\n".join(archs) + "\n")
     (out / "bench_config.json").write_text(json.dumps({"recipe_hash": h, **to_dict(cfg)}, indent=2) + "\n")
     runs_path = out / "runs.jsonl"
-    runs = _read_runs(runs_path, h)
+    runs = read_records(runs_path, "recipe_hash", h)
     done = {(r["arch"], r["seed"]) for r in runs}
-    todo = [(a, s) for a in archs for s in cfg.seeds if (a, s) not in done]
-    cfg_dict = to_dict(cfg)
+    todo = [(to_dict(cfg), a, s) for a in archs for s in cfg.seeds if (a, s) not in done]
     if todo:
-        ctx = get_context("spawn")
-        bar = progress_bar(total=len(todo), desc="ground truth", disable=None if progress is None else not progress)
-        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(cfg.threads_per_worker,)) as pool, open(runs_path, "a") as f:
-            futs = [pool.submit(_train_one, cfg_dict, a, s) for a, s in todo]
-            for fut in as_completed(futs):
-                r = {**fut.result(), "recipe_hash": h}
-                f.write(json.dumps(r) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        with open_records(runs_path) as f:
+            for r in run_jobs(_train_one, todo, cfg.workers, cfg.threads_per_worker, progress, "ground truth",
+                              lambda r: f"{r['accuracy']:.2f}% {r['seconds']:.0f}s"):
+                r = {**r, "recipe_hash": h}
+                append_record(f, r)
                 runs.append(r)
-                bar.update(1)
-                bar.set_postfix_str(f"{r['accuracy']:.2f}% {r['seconds']:.0f}s")
-        bar.close()
-    table = {"recipe_hash": h, "config": cfg_dict, "archs": aggregate_runs(runs, archs)}
+    table = {"recipe_hash": h, "config": to_dict(cfg), "archs": aggregate_runs(runs, archs)}
     (out / "table.json").write_text(json.dumps(table, indent=1) + "\n")
     return table
 
