@@ -65,7 +65,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .config import apply_overrides
     from .data import load_dataset
     from .evaluate.scoring import score_archs
-    from .train.loop import _read_archs, check_data, load_supernet
+    from .train.loop import read_archs, check_data, load_supernet
 
     state_overrides = apply_overrides({}, list(args.overrides))
     run, state = load_supernet(args.checkpoint, _merge_sections(args.checkpoint, state_overrides))
@@ -75,7 +75,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         torch.set_num_threads(run.cfg.train.threads)
     if run.cfg.train.channels_last:
         run.supernet.to(memory_format=torch.channels_last)
-    archs = _read_archs(args.archs, run.space)
+    archs = read_archs(args.archs, run.space)
     data = load_dataset(run.cfg.data)
     check_data(run.space, data, run.cfg.data.name)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 # Sub-commands that live next to the code they drive: each module has ``add_parser(subparsers)``, which
 # adds its sub-parser and sets ``func`` to a handler taking the parsed ``argparse.Namespace``.
 COMMAND_MODULES: tuple[str, ...] = ("distilnas.proxies.command", "distilnas.search.command",
-                                    "distilnas.retrain_command")
+                                    "distilnas.retrain_command", "distilnas.dna_command")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from ..config import ConfigError, apply_overrides, build_space_config, from_dict
     from ..data import DataConfig, load_dataset
     from ..spaces import create_space
-    from ..train.loop import _read_archs, check_data
+    from ..train.loop import read_archs, check_data
     from .base import PROXIES, sample_batch, score_archs
 
     proxy = PROXIES.get(args.name)
@@ -63,7 +63,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if cfg.workers < 1:
         raise ConfigError(f"workers={cfg.workers} must be at least 1")
     space = create_space(args.space, build_space_config(args.space, cfg.space))
-    archs = _read_archs(args.archs, space)
+    archs = read_archs(args.archs, space)
     if proxy.data:
         if cfg.data is None:
             raise ConfigError(f"proxy {proxy.name} needs data; {DATA_HINT}")

@@ -6,6 +6,7 @@ Algorithms only see ``choices``, ``sample(rng)``, ``mutate``, ``distance`` and `
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 from abc import ABC, abstractmethod
@@ -16,7 +17,7 @@ from torch import nn
 
 from ..registry import Registry
 
-__all__ = ["SPACES", "SearchSpace", "count_params", "count_flops", "create_space"]
+__all__ = ["SPACES", "SearchSpace", "count_params", "count_flops", "create_space", "seeded"]
 
 A = TypeVar("A")
 SPACES: Registry[type["SearchSpace[Any]"]] = Registry("space")
@@ -102,3 +103,15 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 def create_space(name: str, cfg: Any = None) -> "SearchSpace[Any]":
     return SPACES.get(name)(cfg)
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Initialise modules built inside the block from ``seed`` without touching the caller's global RNG
+    (``None``: use and advance the global RNG as usual)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -41,8 +41,7 @@ from ..ops.mbconv import (
     ACTIVATIONS, IDENTITY, ChoiceStage, ConvBNAct, DepthwiseSeparable, StageSpec, canonical_codes, make_act,
     make_divisible, parse_op, standalone_copy,
 )
-from .base import SPACES, SearchSpace, count_flops, count_params
-from .nb201 import _seeded
+from .base import SPACES, SearchSpace, count_flops, count_params, seeded
 
 __all__ = ["MobileNetArch", "MobileNetConfig", "PRESETS", "MobileNetNetwork", "MobileNetSupernet",
            "MobileNetSpace"]
@@ -394,7 +393,7 @@ class MobileNetSpace(SearchSpace[MobileNetArch]):
 
     def build(self, arch: MobileNetArch, seed: int | None = None) -> MobileNetNetwork:
         self.check(arch)
-        with _seeded(seed):
+        with seeded(seed):
             stem, first, last, head = self.layout.fixed_parts(self.cfg)
             stages = [spec.build(codes) for spec, codes in zip(self.layout.stages, arch.stages)]
             return MobileNetNetwork(stem, first, stages, last, head)
@@ -416,6 +415,26 @@ class MobileNetSpace(SearchSpace[MobileNetArch]):
                 p, f = layer_table[code]
                 params += p
                 flops += f
+        return {"params": params, "flops": flops}
+
+    def fixed_cost(self) -> dict[str, int]:
+        """Parameters and FLOPs of the parts no architecture changes: stem, first stage, last stage and
+        head (``cost(arch) == fixed_cost() + sum of stage_cost(s, arch.stages[s])``, tested)."""
+        fixed_params, fixed_flops, _ = self._cost_table()
+        return {"params": fixed_params, "flops": fixed_flops}
+
+    def stage_cost(self, stage: int, codes: Sequence[str]) -> dict[str, int]:
+        """Parameters and FLOPs of searchable stage ``stage`` (from 0) running ``codes`` (one op code per
+        layer, ``id`` included) in the standalone network; :class:`ArchError` for codes not in the stage."""
+        table = self._cost_table()[2]
+        if not 0 <= stage < len(table):
+            raise ArchError(f"stage {stage} does not exist; this space has stages 0..{len(table) - 1}")
+        self.layout.stages[stage].check(codes)
+        params = flops = 0
+        for layer_table, code in zip(table[stage], codes):
+            p, f = layer_table[code]
+            params += p
+            flops += f
         return {"params": params, "flops": flops}
 
     def flops_range(self) -> tuple[int, int]:

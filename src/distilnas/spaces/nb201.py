@@ -16,7 +16,6 @@ forward; :meth:`NB201Network.extract` returns a standalone network holding only 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from torch import nn
 
 from ..arch import ArchError
 from ..ops.nb201 import OPS, ResNetBasicBlock, make_op
-from .base import SPACES, SearchSpace
+from .base import SPACES, SearchSpace, seeded
 
 __all__ = ["NB201Arch", "NB201Config", "NB201Space", "NB201Network", "EDGES", "ALL_OPS", "PARAMETRIC"]
 
@@ -274,7 +273,7 @@ class NB201Space(SearchSpace[NB201Arch]):
 
     def build(self, arch: NB201Arch, seed: int | None = None) -> NB201Network:
         self.check(arch)
-        with _seeded(seed):
+        with seeded(seed):
             return NB201Network(self.cfg, [[op] for op in arch.ops])
 
     def input_shape(self) -> tuple[int, int, int]:
@@ -319,14 +318,3 @@ class NB201Space(SearchSpace[NB201Arch]):
                 per_stage.append(table)
             self._costs = (count_params(skeleton), fixed_flops, per_stage)
         return self._costs
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Initialise modules from ``seed`` without touching the caller's global RNG state."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield

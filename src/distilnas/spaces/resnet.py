@@ -44,7 +44,7 @@ from torch import nn
 from ..arch import ArchError
 from ..config import ConfigError
 from ..ops.slimmable import SlimBatchNorm2d, SlimConv2d, SlimLinear, copy_prefix
-from .base import SPACES, SearchSpace
+from .base import SPACES, SearchSpace, seeded
 
 __all__ = ["ResNetArch", "ResNetConfig", "ResNetShape", "ResNetSpace", "ResNet", "ResNetSupernet",
            "round_channels"]
@@ -442,9 +442,7 @@ class ResNetSpace(SearchSpace[ResNetArch]):
 
     def build(self, arch: ResNetArch, seed: int | None = None) -> ResNet:
         self.check(arch)
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with seeded(seed):
             return ResNet(self.cfg, self.shape(arch))
 
     def input_shape(self) -> tuple[int, int, int]:

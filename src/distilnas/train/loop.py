@@ -34,7 +34,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .standalone import Recipe, make_optimizer
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "resolve_config", "build_run",
-           "run_search", "train_supernet", "load_supernet", "check_data"]
+           "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]
 
 
 class RunError(RuntimeError):
@@ -270,7 +270,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     return {"steps": step, "passes": passes, "forward_images": fwd_images, "train_seconds": round(seconds, 2)}
 
 
-def _read_archs(path: str, space: SearchSpace[Any]) -> list[Any]:
+def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
+    """Architectures of ``space`` from a file of one string per line (blank lines and ``#`` comments
+    skipped); a missing file or a malformed line is a one-line ConfigError naming ``file:line``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"architecture file {p} not found (one architecture string per line)")
@@ -301,7 +303,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
     data = load_dataset(cfg.data)
     run = build_run(cfg)
     check_data(run.space, data, cfg.data.name)
-    candidates = (_read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
+    candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         dump_yaml(to_dict(cfg), out / "config.yaml")
