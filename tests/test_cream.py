@@ -234,3 +234,17 @@ def test_resume_restores_board_and_meta(tmp_path, search_dict, monkeypatch):
 def test_matching_network_shape():
     m = MatchingNetwork(10, 4)
     assert m(torch.randn(7, 4, 10)).shape == (7,)
+
+
+def test_meta_update_on_the_mobilenet_space():
+    """The meta-gradient needs a double backward through every op (e.g. the SE gate's hard sigmoid)."""
+    from distilnas.spaces import MobileNetConfig, MobileNetSpace
+
+    space = MobileNetSpace(MobileNetConfig(preset="fmnist16", depths=[1, 1, 1, 1, 1], head_channels=32))
+    torch.manual_seed(0)
+    algo = Cream(space, space.supernet(), Cream.Config(meta_lr=0.1), seed=0)
+    algo.setup(tiny_data(), torch.device("cpu"), torch.optim.SGD(algo.supernet.parameters(), lr=0.1))
+    fill_board(algo, 2)
+    before = [p.clone() for p in algo.meta.parameters()]
+    algo.meta_update(space.sample(random.Random(0)), torch.randn(4, 1, 16, 16), step=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, algo.meta.parameters()))

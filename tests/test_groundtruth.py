@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distilnas.config import to_dict
+from distilnas.config import from_dict, to_dict
 from distilnas.data import DataConfig
 from distilnas.evaluate import groundtruth
 from distilnas.evaluate.groundtruth import BenchConfig, aggregate_runs, build_ground_truth, load_truth, sample_archs
@@ -144,3 +144,13 @@ def test_load_truth_errors(tmp_path):
     q.write_text('{"arch": "a", "accuracy": 1}\n{"arch": "b"}\n')
     with pytest.raises(ValueError, match="line 2"):
         load_truth(q)
+
+
+def test_committed_micro_benchmark_hash_is_current():
+    """Options added to the configs later must not invalidate the committed ground truth."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth" / "nb201_fmnist16"
+    saved = json.loads((root / "bench_config.json").read_text())
+    cfg = from_dict(BenchConfig, {k: v for k, v in saved.items() if k != "recipe_hash"})
+    assert groundtruth._hash(cfg) == saved["recipe_hash"]
+    if (root / "table.json").exists():
+        assert json.loads((root / "table.json").read_text())["recipe_hash"] == saved["recipe_hash"]

@@ -54,7 +54,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = run_search(cfg, out, resume=args.resume)
     if result:
         best = result["best"]
-        print(f"search finished in {time.time() - t0:.0f}s; results in {out}/")
+        print(f"search finished in {time.time() - t0:.0f}s; results in {out}/ (result.json, scores.jsonl)")
         if best:
             print(f"best: {best['arch']}  val acc {best['accuracy']:.2f}%  "
                   f"params {best['params']:,}  FLOPs {best['flops']:,}")

@@ -50,7 +50,7 @@ class StepOutput:
     images so that batches of any size add up."""
 
     loss: float
-    correct: int
+    correct: int | None  # None: the step does not classify (e.g. DNA's feature regression)
     samples: int
     passes: int
     forward_images: int = 0

@@ -45,6 +45,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..config import ConfigError
+from ..data import gather
 from ..train import distributed as dist
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
@@ -183,8 +184,11 @@ class Cream(Algorithm):
         if len(data.val_x) == 0:
             raise ConfigError("cream needs held-out validation images (data.val_size > 0)")
         fmt = torch.channels_last if data.val_x.dim() == 4 else torch.contiguous_format
-        self._val_x = data.val_x.to(device).contiguous(memory_format=fmt)
-        self._val_y = data.val_y.to(device)
+        n = len(data.val_x)
+        if not isinstance(data.val_x, torch.Tensor):  # streamed images: a fixed subset, decoded once
+            n = min(n, max(self.cfg.board_val_size, 4 * self.cfg.meta_val_batch))
+        self._val_x = gather(data.val_x[:n].to(device).contiguous(memory_format=fmt))
+        self._val_y = data.val_y[:n].to(device)
         self.meta = MatchingNetwork(data.num_classes, self.cfg.slice).to(device)
         with torch.random.fork_rng(devices=[]):  # the meta network's initialisation follows the run seed
             torch.manual_seed(self.seed)

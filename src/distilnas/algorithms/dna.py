@@ -61,6 +61,7 @@ from torch import nn
 
 from ..arch import ArchError
 from ..config import ConfigError
+from ..data import gather
 from ..ops.mbconv import IDENTITY, ChoiceStage, StageSpec, op_code
 from ..spaces.mobilenet import MobileNetArch, MobileNetSpace
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
@@ -477,7 +478,7 @@ class DNA(Algorithm):
         self._mse_sum += loss.item() * len(x)
         self._samples += len(x)
         # no classification here: correct=0; the teacher's forward is the extra cost
-        return StepOutput(loss.item(), 0, len(x), passes=1, forward_images=len(x))
+        return StepOutput(loss.item(), None, len(x), passes=1, forward_images=len(x))
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         mse = self._mse_sum / max(1, self._samples)
@@ -517,9 +518,10 @@ class DNA(Algorithm):
         if cfg.bn_recal_batches > 0:
             g = torch.Generator().manual_seed(0)
             idx = torch.randperm(len(data.train_x), generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
-            for xb in data.train_x[idx].split(cfg.bn_recal_batch_size):
+            for xb in gather(data.train_x, idx).split(cfg.bn_recal_batch_size):
                 recal.append(self._pair(xb.to(dev).contiguous(memory_format=fmt))[0])
-        val = [self._pair(xb.to(dev).contiguous(memory_format=fmt)) for xb in data.val_x[:n].split(cfg.batch_size)]
+        val = [self._pair(gather(data.val_x[k:min(k + cfg.batch_size, n)].to(dev).contiguous(memory_format=fmt)))
+               for k in range(0, min(n, len(data.val_x)), cfg.batch_size)]
         stats = TargetStats.of([t for _, t in val])
         # 2. every candidate: recalibrate, predict, compare
         bar = progress_bar(total=len(cands), desc=f"rating block {i}", disable=None if progress is None else not progress)

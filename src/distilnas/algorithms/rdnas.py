@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError
+from ..data import gather
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
 __all__ = ["RDNAS", "group_distance", "rank_weight", "margin_ranking_loss", "sample_pair", "NB201_GROUPS"]
@@ -137,7 +138,7 @@ class RDNAS(Algorithm):
             PROXIES.get(self.cfg.teacher)  # unknown names fail here, before training
             g = torch.Generator().manual_seed(self.cfg.proxy_seed)
             idx = torch.randperm(len(data.train_x), generator=g)[: self.cfg.proxy_batch_size]
-            self._batch = (data.train_x[idx], data.train_y[idx])
+            self._batch = (gather(data.train_x, idx), data.train_y[idx])
 
     # -- the teacher ------------------------------------------------------------------------------------
     def teacher_score(self, arch: Any) -> float:

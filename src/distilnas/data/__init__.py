@@ -1,6 +1,9 @@
-"""Datasets (registered in :data:`DATASETS`) and the tensor-resident loader."""
+"""Datasets (registered in :data:`DATASETS`), the training loaders and :func:`gather` (pixels of tensor or
+streamed images)."""
 
 from .datasets import DATASETS, DataConfig, DataError, Splits, load_dataset
-from .loader import TensorLoader
+from .folder import ImageSource
+from .loader import StreamLoader, TensorLoader, gather, make_loader
 
-__all__ = ["DATASETS", "DataConfig", "DataError", "Splits", "load_dataset", "TensorLoader"]
+__all__ = ["DATASETS", "DataConfig", "DataError", "Splits", "load_dataset", "TensorLoader", "StreamLoader",
+           "ImageSource", "gather", "make_loader"]

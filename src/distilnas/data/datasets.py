@@ -8,6 +8,9 @@
 - ``cifar10``: 3x32x32 from a local folder holding the standard python batches
   (``data_batch_1..5``, ``test_batch``).
 - ``synthetic``: generated tensors for quick tests.
+- ``imagefolder``: ImageNet-style ``train/<class>/<image>`` and ``val/<class>/<image>`` folders, streamed
+  from disk (:mod:`distilnas.data.folder`): its splits hold lazy :class:`~distilnas.data.folder.ImageSource`
+  objects instead of tensors, and :func:`distilnas.data.gather` decodes their pixels.
 
 Every dataset gives a fixed, seeded, disjoint train / validation split of its training file and the
 official test file as test.
@@ -18,15 +21,18 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .folder import ImageSource
 
 __all__ = ["DATASETS", "DataConfig", "DataError", "Splits", "load_dataset", "read_idx"]
 
@@ -44,24 +50,40 @@ class DataError(RuntimeError):
 class DataConfig:
     """Which data to train and evaluate on."""
 
-    name: str = "fmnist16"  # a registered dataset: fmnist16, fmnist, cifar10, synthetic
+    name: str = "fmnist16"  # a registered dataset: fmnist16, fmnist, cifar10, synthetic, imagefolder
     root: str = ""  # folder of the files; "" = the dataset's default location
     val_size: int = 10000  # images held out of the training file for validation
     train_size: int = 0  # use only the first n images of the training split (0 = all)
     test_size: int = 0  # use only the first n test images (0 = all)
     split_seed: int = 0  # seed of the fixed train/validation split
-    augment: bool = False  # random crop (pad 4 / 2) and horizontal flip for training batches
+    augment: bool = False  # training batches: random crop (pad 4 / 2) + flip; imagefolder: RandomResizedCrop + flip
+    image_size: int = 224  # imagefolder: side of the square network input, pixels
+    num_workers: int = 4  # imagefolder: decode processes of the training loader (threads for evaluation)
+    max_classes: int = 0  # imagefolder: only the first k classes in folder-name order (0 = all)
+
+    def identity(self) -> dict[str, Any]:
+        """The options that decide the images and labels (what result hashes are made of): all but
+        ``num_workers``, and the imagefolder options only when set (so that hashes made before they
+        existed stay valid)."""
+        out = asdict(self)
+        del out["num_workers"]
+        for key in ("image_size", "max_classes"):
+            if out[key] == getattr(DataConfig, key):
+                del out[key]
+        return out
 
 
 @dataclass
 class Splits:
-    """Tensors of one dataset: images ``(n, C, H, W)`` float32, labels ``(n,)`` int64."""
+    """Tensors of one dataset: images ``(n, C, H, W)`` float32, labels ``(n,)`` int64. Streamed datasets
+    hold lazy :class:`~distilnas.data.folder.ImageSource` images instead: read pixels with
+    :func:`distilnas.data.gather`."""
 
-    train_x: torch.Tensor
+    train_x: torch.Tensor | ImageSource
     train_y: torch.Tensor
-    val_x: torch.Tensor
+    val_x: torch.Tensor | ImageSource
     val_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: torch.Tensor | ImageSource
     test_y: torch.Tensor
     num_classes: int
 
@@ -71,7 +93,8 @@ class Splits:
         return (int(c), int(h), int(w))
 
 
-DATASETS: Registry[Callable[[DataConfig], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]]]
+DATASETS: Registry[Callable[[DataConfig], tuple[torch.Tensor | ImageSource, torch.Tensor, torch.Tensor | ImageSource,
+                                                 torch.Tensor, int]]]
 DATASETS = Registry("dataset")
 
 

@@ -1,14 +1,31 @@
-"""A tensor-resident loader: the whole (small) dataset lives as tensors on the training device and
-batches are gathered by index, so small datasets pay no DataLoader / worker overhead."""
+"""Training loaders and :func:`gather`.
+
+:class:`TensorLoader`: the whole (small) dataset lives as tensors on the training device and batches are
+gathered by index, so small datasets pay no DataLoader / worker overhead. :class:`StreamLoader`: the same
+order (shuffle, shard) over a streamed :class:`~distilnas.data.folder.ImageSource`, whose batches are
+decoded in ``num_workers`` processes by a ``torch.utils.data.DataLoader``. :func:`make_loader` picks one.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["TensorLoader", "augment_batch"]
+from .datasets import DataError
+from .folder import ImageSource
+
+__all__ = ["TensorLoader", "StreamLoader", "make_loader", "gather", "augment_batch"]
+
+
+def gather(x: torch.Tensor | ImageSource, idx: torch.Tensor | slice | None = None) -> torch.Tensor:
+    """The pixels of images ``x`` (of ``x[idx]`` when ``idx`` is given): ``x`` / ``x[idx]`` for a tensor,
+    the decoded, normalised images (evaluation transform) for an :class:`ImageSource`."""
+    if isinstance(x, torch.Tensor):
+        return x if idx is None else x[idx]
+    return (x if idx is None else x[idx]).load()
 
 
 class TensorLoader:
@@ -54,15 +71,19 @@ class TensorLoader:
         n = len(self.x) // self.world
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_order(self) -> torch.Tensor:
+        """This epoch's sample indices for this rank (CPU): a permutation drawn from the generator when
+        shuffling, then the rank's contiguous slice."""
         n = len(self.x)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
         else:
             order = torch.arange(n)
         per_rank = n // self.world
-        order = order[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world > 1 else order
-        order = order.to(self.x.device)
+        return order[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world > 1 else order
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.epoch_order().to(self.x.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
@@ -71,6 +92,57 @@ class TensorLoader:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, yb
+
+
+class _IndexBatches(Dataset):
+    """Batch ``b`` of one epoch: ``(indices, uint8 pixels)``; a DataError comes back as the pixels (a worker
+    process would wrap it in a multi-line message), for the loader to raise."""
+
+    def __init__(self, source: ImageSource, order: torch.Tensor, batch_size: int, num_batches: int,
+                 seed: int | None, rank: int) -> None:
+        self.source, self.order, self.batch_size, self.num_batches = source, order, batch_size, num_batches
+        self.seed, self.rank = seed, rank
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, Any]:
+        idx = self.order[b * self.batch_size:(b + 1) * self.batch_size]
+        seed = None if self.seed is None else (self.seed, self.rank, b)
+        try:
+            return idx, self.source[idx].read(seed, threads=1)
+        except DataError as e:
+            return idx, e
+
+
+class StreamLoader(TensorLoader):
+    """:class:`TensorLoader`'s interface and order over a streamed :class:`ImageSource` ``x``.
+
+    Each epoch draws the permutation exactly as :class:`TensorLoader` does (so a checkpointed generator
+    resumes the same order) and, with ``augment``, one epoch seed from the same generator; batch ``b`` is
+    augmented (RandomResizedCrop + flip) from (epoch seed, rank, ``b``), whatever the number of workers.
+    ``x.num_workers`` processes decode the batches (0: in this process), pinned when ``x`` is on CUDA;
+    ``pad`` is not used.
+    """
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        source: ImageSource = self.x  # type: ignore[assignment]
+        order = self.epoch_order()
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator)) if self.augment else None
+        batches = _IndexBatches(source, order, self.batch_size, len(self), seed, self.rank)
+        loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=source.num_workers,
+                            pin_memory=source.device.type == "cuda",
+                            generator=torch.Generator())  # keeps the global RNG untouched
+        fmt = torch.channels_last if self.channels_last else None
+        for idx, pixels in loader:
+            if isinstance(pixels, DataError):
+                raise pixels
+            yield source.normalize(pixels, fmt), self.y[idx.to(self.y.device)]
+
+
+def make_loader(x: torch.Tensor | ImageSource, y: torch.Tensor, batch_size: int, **kw: Any) -> TensorLoader:
+    """A :class:`StreamLoader` for streamed images, else a :class:`TensorLoader` (same arguments)."""
+    return (StreamLoader if isinstance(x, ImageSource) else TensorLoader)(x, y, batch_size, **kw)
 
 
 def augment_batch(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def sample_archs(cfg: BenchConfig) -> list[str]:
 
 
 def _hash(cfg: BenchConfig) -> str:
-    return recipe_hash(cfg.recipe, {"space": cfg.space, "space_cfg": cfg.space_cfg, "data": asdict(cfg.data),
+    return recipe_hash(cfg.recipe, {"space": cfg.space, "space_cfg": cfg.space_cfg, "data": cfg.data.identity(),
                                     "eval_split": cfg.eval_split})
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Splits
+from ..data import Splits, gather
 from ..train.standalone import evaluate
 
 __all__ = ["ScoreConfig", "recalibrate_bn", "score_archs", "bn_layers"]
@@ -60,7 +60,7 @@ def _recal_batches(data: Splits, cfg: ScoreConfig, device: torch.device) -> list
     g = torch.Generator().manual_seed(0)
     n = len(data.train_x)
     idx = torch.randperm(n, generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
-    x = data.train_x[idx].to(device)
+    x = gather(data.train_x, idx).to(device)
     return list(x.split(cfg.bn_recal_batch_size))
 
 

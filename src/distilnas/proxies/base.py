@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from ..data import DataConfig, DataError, Splits, load_dataset
+from ..data import DataConfig, DataError, Splits, gather, load_dataset
 from ..registry import Registry
 from ..spaces import SearchSpace
 
@@ -242,7 +242,7 @@ def sample_batch(data: Splits, batch_size: int, seed: int) -> tuple[torch.Tensor
     if not 0 < batch_size <= n:
         raise DataError(f"batch_size={batch_size} must be in [1, {n}] (the training split's size)")
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:batch_size]
-    return data.train_x[idx].clone(), data.train_y[idx].clone()
+    return gather(data.train_x, idx).clone(), data.train_y[idx].clone()
 
 
 def fixed_batch(data_cfg: DataConfig, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..algorithms import ALGORITHMS, Algorithm
 from ..config import ConfigError, build_space_config, from_dict, to_dict, dump_yaml
-from ..data import DataConfig, Splits, TensorLoader, load_dataset
+from ..data import DataConfig, Splits, load_dataset, make_loader
 from ..evaluate.scoring import ScoreConfig
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
@@ -176,9 +176,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     is_main = rank == 0
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = data.train_x.to(run.device), data.train_y.to(run.device)
-    loader = TensorLoader(x, y, t.batch_size, shuffle=True, drop_last=True, generator=gen,
-                          augment=cfg.data.augment, pad=4 if x.shape[-1] >= 32 else 2, shard=(rank, world),
-                          channels_last=t.channels_last)
+    loader = make_loader(x, y, t.batch_size, shuffle=True, drop_last=True, generator=gen,
+                         augment=cfg.data.augment, pad=4 if x.shape[-1] >= 32 else 2, shard=(rank, world),
+                         channels_last=t.channels_last)
     if t.channels_last:
         run.supernet.to(memory_format=torch.channels_last)
     if len(loader) == 0:
@@ -193,7 +193,11 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     metrics_path = out / "metrics.jsonl" if out else None
     if resume and ckpt_path is not None:
         state = load_checkpoint(ckpt_path, map_location=run.device)
-        diff = _config_diff(to_dict(cfg), state.get("config", {}))
+        try:  # the checkpoint's config with today's defaults for options added since it was written
+            saved = to_dict(resolve_config(state.get("config") or {}))
+        except ConfigError:
+            saved = state.get("config") or {}
+        diff = _config_diff(to_dict(cfg), saved)
         if diff:
             raise CheckpointError(f"{ckpt_path} was written by a different config ({'; '.join(diff[:3])}); "
                                   f"resume with the same config or use a new --out")
@@ -221,7 +225,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         for epoch in range(start_epoch, t.epochs):
             run.supernet.train()
             t0 = time.time()
-            loss_sum, correct, samples = 0.0, 0, 0
+            loss_sum, correct, samples, classified = 0.0, 0, 0, 0
             for i, (xb, yb) in enumerate(loader):
                 if i == steps_per_epoch:
                     break
@@ -236,7 +240,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 passes += res.passes
                 fwd_images += res.forward_images
                 loss_sum += res.loss * res.samples
-                correct += res.correct
+                if res.correct is not None:
+                    correct += res.correct
+                    classified += res.samples
                 samples += res.samples
                 bar.update(1)
                 if i % 10 == 0:
@@ -247,15 +253,15 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             seconds += time.time() - t0
             extra = run.algorithm.on_epoch_end(epoch)
             line = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(1, samples),
-                    "train_acc": 100.0 * correct / max(1, samples), "passes": passes,
-                    "forward_images": fwd_images,
-                    "epoch_seconds": round(time.time() - t0, 2), **extra}
+                    **({"train_acc": 100.0 * correct / classified} if classified else {}), "passes": passes,
+                    "forward_images": fwd_images, "epoch_seconds": round(time.time() - t0, 2), **extra}
             if mf:
                 mf.write(json.dumps(line) + "\n")
                 mf.flush()
             if is_main and progress is not False:
-                bar.write(f"epoch {epoch + 1}/{t.epochs}: loss {line['train_loss']:.4f} "
-                          f"acc {line['train_acc']:.2f}% ({line['epoch_seconds']:.0f}s)", file=sys.stderr)
+                acc = f" acc {line['train_acc']:.2f}%" if "train_acc" in line else ""
+                bar.write(f"epoch {epoch + 1}/{t.epochs}: loss {line['train_loss']:.4f}{acc} "
+                          f"({line['epoch_seconds']:.0f}s)", file=sys.stderr)
             if ckpt_path is not None and is_main:
                 save_checkpoint({"config": to_dict(cfg), "epoch": epoch + 1, "step": step, "passes": passes,
                                  "forward_images": fwd_images,

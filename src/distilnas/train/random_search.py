@@ -155,7 +155,7 @@ def random_search(cfg: RandomSearchConfig, out_dir: str | Path, progress: bool |
     out.mkdir(parents=True, exist_ok=True)
     cfg_dict = to_dict(cfg)
     dump_yaml(cfg_dict, out / "config.yaml")
-    h = recipe_hash(cfg.search_recipe, {"space": cfg.space, "data": cfg_dict["data"], "seed": cfg.seed,
+    h = recipe_hash(cfg.search_recipe, {"space": cfg.space, "data": cfg.data.identity(), "seed": cfg.seed,
                                         "device": cfg.device})
     runs_path = out / "runs.jsonl"
     done = {r["arch"]: r for r in read_records(runs_path, "hash", h)}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Splits, TensorLoader
+from ..data import ImageSource, Splits, gather, make_loader
 
 __all__ = ["Recipe", "train_standalone", "evaluate", "make_optimizer", "recipe_hash"]
 
@@ -95,12 +95,13 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_total: int, steps_per
 
 
 @torch.no_grad()
-def evaluate(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+def evaluate(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor | ImageSource, y: torch.Tensor,
              batch_size: int = 1000) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``(x, y)``."""
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``(x, y)``, in chunks of ``batch_size``
+    (streamed images are decoded chunk by chunk)."""
     correct, loss_sum = 0, 0.0
     for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size])
+        logits = model(gather(x, slice(i, i + batch_size)))
         yb = y[i:i + batch_size]
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
@@ -127,8 +128,8 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
     gen = torch.Generator().manual_seed(seed)
     x, y = data.train_x.to(device), data.train_y.to(device)
     pad = 4 if x.shape[-1] >= 32 else 2
-    loader = TensorLoader(x, y, recipe.batch_size, shuffle=True, drop_last=True, generator=gen,
-                          augment=augment, pad=pad, channels_last=channels_last)
+    loader = make_loader(x, y, recipe.batch_size, shuffle=True, drop_last=True, generator=gen,
+                         augment=augment, pad=pad, channels_last=channels_last)
     steps = recipe.epochs * len(loader)
     opt, sched = make_optimizer(model, recipe, steps, len(loader))
     ema = None
