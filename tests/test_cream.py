@@ -248,3 +248,23 @@ def test_meta_update_on_the_mobilenet_space():
     before = [p.clone() for p in algo.meta.parameters()]
     algo.meta_update(space.sample(random.Random(0)), torch.randn(4, 1, 16, 16), step=0)
     assert any(not torch.equal(a, b) for a, b in zip(before, algo.meta.parameters()))
+
+
+def test_finite_difference_meta_gradient_matches_the_exact_one(space):
+    """meta_grad=fd (DARTS' trick) computes the same unrolled meta-gradient as the double backward."""
+    algo = make_cream(space, dtype=torch.float64)
+    fill_board(algo, 3, torch.float64)
+    a = space.sample(random.Random(7))
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
+    vx = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
+    vy = torch.randint(0, 10, (16,), generator=g)
+    before = [p.clone() for p in algo.supernet.parameters()]
+    exact = torch.autograd.grad(algo.meta_objective(a, x, vx, vy, 0.5), list(algo.meta.parameters()))
+    tight = algo.meta_gradient_fd(a, x, vx, vy, lr=0.5, radius=1e-6)
+    default = algo.meta_gradient_fd(a, x, vx, vy, lr=0.5)
+    assert all(torch.equal(p, q) for p, q in zip(before, algo.supernet.parameters()))  # weights restored
+    for e, t, d in zip(exact, tight, default):
+        assert e.norm() > 1e-8
+        assert float((t - e).norm() / e.norm()) < 1e-6  # converges to the exact gradient
+        assert float((d - e).norm() / e.norm()) < 0.1  # the default radius: a few percent
