@@ -1,12 +1,16 @@
 """The ``distilnas`` command line.
 
-    distilnas search CONFIG [--out DIR] [--resume] [key=value ...]
+    distilnas search CONFIG [--out DIR] [--resume] [key=value ...]      train a supernet, select architectures
     distilnas score CHECKPOINT --archs FILE --out OUT.jsonl [key=value ...]
-    distilnas rank PRED.jsonl TRUTH [--key accuracy] [--pred-key KEY]
+    distilnas rank PRED.jsonl TRUTH [--key accuracy] [--pred-key KEY] [--lower-is-better]
     distilnas train ARCH [--space nb201] [--config FILE] [--out DIR] [key=value ...]
-    distilnas bench build CONFIG --out DIR [--archs FILE] [key=value ...]
-    distilnas bench report DIR
-    distilnas list [spaces|algorithms|datasets] [PATTERN]
+    distilnas retrain RESULT_OR_ARCH [--config FILE] [--out DIR] [key=value ...]
+    distilnas random-search CONFIG [--out DIR] [key=value ...]
+    distilnas proxy NAME --space SPACE --archs FILE --out OUT.jsonl [key=value ...]
+    distilnas bench build CONFIG --out DIR [--archs FILE] [key=value ...] | bench report DIR
+    distilnas dna-merge DIR... --out POTENTIALS.json | dna-search POTENTIALS --max-flops F --out RESULT.json
+    distilnas dna-fit POTENTIALS TRUTH --out FIT.json | dna-score POTENTIALS --archs FILE --out OUT.jsonl
+    distilnas list [spaces|algorithms|datasets|proxies] [PATTERN]
 
 Bad input (unknown config keys, malformed architectures, missing data or checkpoints) ends with one
 line ``distilnas: error: ...`` and exit status 2.
