@@ -146,7 +146,7 @@ def test_onnx_skipped_cleanly_without_packages(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     note = [ln for ln in captured.out.splitlines() if "ONNX" in ln]
     assert len(note) == 1 and "skipped" in note[0] and "pip install onnx onnxscript" in note[0]
-    assert captured.err == ""
+    assert all(ln.startswith("epoch ") for ln in captured.err.splitlines())  # progress lines only
     assert (tmp_path / "a" / "model.pt").is_file() and not (tmp_path / "a" / "model.onnx").exists()
     assert json.loads((tmp_path / "a" / "result.json").read_text())["onnx"] == "skipped"
     # export_onnx=true without the packages: an error before any training

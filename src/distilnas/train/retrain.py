@@ -229,7 +229,8 @@ def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = N
     with torch_threads(cfg.threads):
         metrics = train_standalone(model, data, cfg.recipe, seed=cfg.seed, device=device,
                                    augment=cfg.data.augment,
-                                   progress=sys.stderr.isatty() if progress is None else progress)
+                                   progress=sys.stderr.isatty() if progress is None else progress,
+                                   log_epochs=progress is not False)
     space_cfg = {"name": space.name, **to_dict(space.cfg)}
     result: dict[str, Any] = {
         "arch": str(a), "space": space.name, **metrics, "params": int(cost["params"]),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -112,11 +114,12 @@ def evaluate(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor | Im
 def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
                      device: str | torch.device = "cpu", augment: bool = False,
                      eval_sets: tuple[str, ...] = ("val", "test"), channels_last: bool = True,
-                     progress: bool = False) -> dict[str, float]:
+                     progress: bool = False, log_epochs: bool = False) -> dict[str, float]:
     """Train ``model`` on ``data.train`` with ``recipe`` and return metrics on ``eval_sets``.
 
     The batch order is drawn from a generator seeded with ``seed``; the caller seeds initialisation.
-    ``channels_last`` runs the model in that memory format (faster on CPUs; same numbers). With
+    ``channels_last`` runs the model in that memory format (faster on CPUs; same numbers);
+    ``log_epochs`` writes one line per epoch (mean training loss, seconds) to stderr. With
     ``recipe.ema_decay`` the returned metrics (and ``model``'s weights afterwards) are those of the
     exponential moving average of the weights, buffers included.
     """
@@ -139,6 +142,7 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     bar = progress_bar(total=steps, desc="train", disable=not progress)
     for epoch in range(recipe.epochs):
+        t0, loss_sum, n = time.time(), 0.0, 0
         for xb, yb in loader:
             loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -150,7 +154,12 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
             if ema is not None:
                 ema.update_parameters(model)
             bar.update(1)
+            if log_epochs:
+                loss_sum, n = loss_sum + loss.item() * len(yb), n + len(yb)
         bar.set_postfix_str(f"ep {epoch + 1}/{recipe.epochs} loss {loss.item():.3f}")
+        if log_epochs:
+            bar.write(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss_sum / max(1, n):.4f} "
+                      f"({time.time() - t0:.0f}s)", file=sys.stderr)
     bar.close()
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
