@@ -28,6 +28,17 @@ SEARCH_DICT: dict[str, Any] = {
 }
 
 
+def one_error_line(capsys: pytest.CaptureFixture[str], rc: int) -> str:
+    """The CLI's contract for bad input: exit status 2 and one ``distilnas: error: ...`` line on stderr
+    (after any progress lines, such as ``epoch k/E: ...``, of work done before the error)."""
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("epoch ")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("distilnas: error: ")
+    return lines[0]
+
+
 @pytest.fixture
 def tiny_space_cfg() -> NB201Config:
     """A tiny NB201 configuration (C=4, N=1, 1x16x16, 10 classes, all five ops)."""

@@ -10,7 +10,7 @@ import yaml
 
 from distilnas.cli import main
 
-from conftest import SEARCH_DICT
+from conftest import SEARCH_DICT, one_error_line
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 TINY_TRAIN = ["space.C=4", "space.N=1", "space.in_channels=1", "space.input_size=16", "data.name=synthetic",
@@ -23,15 +23,6 @@ def config_file(tmp_path) -> Path:
     p = tmp_path / "search.yaml"
     p.write_text(yaml.safe_dump(SEARCH_DICT, sort_keys=False))
     return p
-
-
-def one_error_line(capsys, rc: int) -> str:
-    err = capsys.readouterr().err
-    assert rc == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("distilnas: error: ")
-    return lines[0]
 
 
 # -- success paths ----------------------------------------------------------------------------------

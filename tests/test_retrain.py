@@ -23,7 +23,7 @@ from distilnas.train.random_search import RandomSearchConfig, random_search, sam
 from distilnas.train.retrain import RetrainConfig, load_exported, retrain, train_architecture
 from distilnas.train.standalone import evaluate
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, one_error_line
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 DATA = {"name": "synthetic", "val_size": 100, "train_size": 64, "test_size": 50}
@@ -39,15 +39,6 @@ def opts(**changes: Any) -> dict[str, Any]:
     for k, v in changes.items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def one_error_line(capsys, rc: int) -> str:
-    err = capsys.readouterr().err
-    assert rc == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("distilnas: error: ")
-    return lines[0]
 
 
 def tiny_splits():
