@@ -161,3 +161,16 @@ def test_search_end_to_end(tmp_path, search_dict):
     result = run_search(resolve_config(search_dict), tmp_path / "run", progress=False)
     assert result["algorithm"] == "rdnas" and result["passes"] == 2 * result["steps"]
     assert result["arch"] and result["best"]["flops"] > 0
+
+
+def test_search_on_the_resnet_space(tmp_path, search_dict):
+    """RD-NAS on its second benchmark: Hamming sampler over the width codes, the min(2, epoch/10) schedule."""
+    search_dict["space"] = {"name": "resnet", "base_widths": [8, 8, 16, 16], "depth_choices": [[1, 2]] * 4,
+                            "channel_divisor": 4, "stem": "3x3", "in_channels": 1, "input_size": 16, "num_classes": 10}
+    search_dict["algorithm"] = {"name": "rdnas", "sampler": "hamming", "mu": 6.0, "schedule": "step",
+                                "teacher": "params", "margin": 0.05}
+    result = run_search(resolve_config(search_dict), tmp_path / "run", progress=False)
+    assert result["passes"] == 2 * result["steps"] and result["best"]["params"] > 0
+    with pytest.raises(ConfigError, match="hamming"):
+        search_dict["algorithm"]["sampler"] = "group"
+        run_search(resolve_config(search_dict), tmp_path / "run2", progress=False)
