@@ -1,7 +1,7 @@
 """Run a suite of searches over seeds and rank each supernet against a ground-truth table.
 
     python benchmarks/run_suite.py benchmarks/suites/nb201_fmnist16.yaml --out runs/suite [--parallel 2]
-        [--only spos,cream] [--seeds 0,1,2]
+        [--only spos,cream] [--seeds 0,1,2] [--summary-only]
 
 For every (entry, seed) of the suite: ``distilnas search CONFIG --out OUT/<label>/seed<s> seed=<s>``
 (resumed when interrupted, skipped when finished), then ``distilnas score`` of the ground-truth
@@ -47,7 +47,9 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
     log = out / label / f"seed{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    ran = False
     if not (run_dir / "result.json").exists():
+        ran = True
         resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
         cmd = [*env_cmd, "search", config, "--out", str(run_dir), *resume, f"seed={seed}", "train.threads=1",
                *overrides]
@@ -74,7 +76,7 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         _, p, t = align(pred, truth)
         m = rank_metrics(p, t, bootstrap=0)
         row.update({f"{name}_{k}": m[k] for k in KEYS})
-    row["wall_seconds"] = round(time.time() - t0, 1)
+    row["wall_seconds"] = round(time.time() - t0, 1) if ran else None  # None: trained by an earlier call
     return row
 
 
@@ -85,6 +87,8 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated labels to run (default all)")
     ap.add_argument("--seeds", default="", help="comma-separated seeds (default the suite's)")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="train nothing: summarise the runs that have finished (scored) so far")
     args = ap.parse_args()
     suite = yaml.safe_load(Path(args.suite).read_text())
     out = Path(args.out)
@@ -94,6 +98,10 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s)
             for r in suite["runs"] if only is None or r["label"] in only for s in seeds]
+    if args.summary_only:
+        jobs = [j for j in jobs if (out / j[0] / f"seed{j[3]}" / "gt_scores.jsonl").exists()]
+        if not jobs:
+            sys.exit(f"error: no finished runs under {out}; run the suite without --summary-only first")
     with ThreadPoolExecutor(args.parallel) as pool:
         rows = list(pool.map(lambda j: run_one(*j, out, truth_dir), jobs))
 
@@ -109,6 +117,8 @@ def main() -> None:
         entry = {"seeds": [r["seed"] for r in mine]}
         for k in [k for k in mine[0] if k.startswith(("acc_", "loss_")) or k.endswith("seconds")]:
             vals = np.array([r[k] for r in mine if r[k] is not None], dtype=float)
+            if not len(vals):
+                continue
             entry[k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                         "values": vals.tolist()}
         summary["entries"][label] = entry

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .fileio import atomic_open
+
 __all__ = ["main"]
 
 KNOWN_ERRORS: tuple[type[BaseException], ...] = ()
@@ -82,8 +84,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     archs = read_archs(args.archs, run.space)
     data = load_dataset(run.cfg.data)
     check_data(run.space, data, run.cfg.data.name)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as f:
+    with atomic_open(args.out) as f:
         for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device,
                              channels_last=run.cfg.train.channels_last):
             f.write(json.dumps(r) + "\n")

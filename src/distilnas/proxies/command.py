@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from ..fileio import atomic_open
 
 __all__ = ["ProxyRunConfig", "add_parser", "cmd_proxy"]
 
@@ -75,7 +76,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0, failed = time.time(), 0
-    with open(out, "w") as f:
+    with atomic_open(out) as f:
         for r in score_archs(proxy.name, space, archs, batch, seed=cfg.seed, device=cfg.device,
                              workers=cfg.workers):
             failed += "error" in r

@@ -32,6 +32,7 @@ from ..spaces import SearchSpace, create_space
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .standalone import Recipe, make_optimizer
+from ..fileio import atomic_open
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "resolve_config", "build_run",
            "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]
@@ -320,7 +321,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
     if candidates is None:
         candidates = run.algorithm.candidates(cfg.select.num_archs, random.Random(cfg.select.sample_seed))
     scores = []
-    with open(out / "scores.jsonl", "w") as f:
+    with atomic_open(out / "scores.jsonl") as f:
         for r in run.algorithm.score(candidates, data, cfg.score, progress, channels_last=cfg.train.channels_last):
             f.write(json.dumps(r) + "\n")
             scores.append(r)
