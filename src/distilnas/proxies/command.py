@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from ..fileio import atomic_open
 
 __all__ = ["ProxyRunConfig", "add_parser", "cmd_proxy"]
@@ -31,6 +32,7 @@ class ProxyRunConfig:
     seed: int = 0  # network initialisation, proxy generator and choice of the batch
     workers: int = 1  # processes scoring architectures in parallel (1 = this process)
     device: str = "cpu"
+    threads: int = 0  # torch threads of this process (0 = PyTorch's default)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -61,6 +63,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         if not isinstance(cfg.data, dict):
             raise ConfigError(f"data: expected data.<option>=value overrides, got data={cfg.data!r}")
         cfg.data = from_dict(DataConfig, cfg.data, "data")
+    if cfg.threads < 0:
+        raise ConfigError(f"threads={cfg.threads} must be 0 (PyTorch's default) or more")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.workers < 1:
         raise ConfigError(f"workers={cfg.workers} must be at least 1")
     space = create_space(args.space, build_space_config(args.space, cfg.space))
