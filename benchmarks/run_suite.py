@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated labels to run (default all)")
     ap.add_argument("--seeds", default="", help="comma-separated seeds (default the suite's)")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs)")
     ap.add_argument("--summary-only", action="store_true",
                     help="train nothing: summarise the runs that have finished (scored) so far")
     args = ap.parse_args()
@@ -124,18 +125,34 @@ def main() -> None:
         summary["entries"][label] = entry
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
-    print(f"noise ceiling (tau between ground-truth seeds): {ceiling['kendall_tau']:.3f} "
-          f"(top10 {ceiling['top10_tau']:.3f}, n={ceiling['n']}, seed pairs {ceiling['seed_pairs']})")
-    head = f"{'entry':22s} {'tau (acc)':>15s} {'tau (loss)':>15s} {'top10 tau':>15s} {'top20 tau':>15s} " \
-           f"{'P@10':>13s} {'train s':>9s}"
-    print(head)
-    for label, e in summary["entries"].items():
-        def cell(k: str) -> str:
-            return f"{e[k]['mean']:.3f}±{e[k]['std']:.3f}"
-        print(f"{label:22s} {cell('acc_kendall_tau'):>15s} {cell('loss_kendall_tau'):>15s} "
-              f"{cell('acc_top10_tau'):>15s} {cell('acc_top20_tau'):>15s} {cell('acc_precision@10'):>13s} "
-              f"{e['train_seconds']['mean']:9.0f}")
+    print_table(summary, args.markdown)
 
+
+def print_table(summary: dict, markdown: bool) -> None:
+    """Print one row per entry: mean ± std over seeds (and the seeds' values in Markdown)."""
+    c = summary["noise_ceiling"]
+    print(f"noise ceiling (tau between ground-truth seeds): {c['kendall_tau']:.3f} "
+          f"(spearman {c['spearman']:.3f}, top10 {c['top10_tau']:.3f}, top20 {c['top20_tau']:.3f}, n={c['n']}, "
+          f"seed pairs {c['seed_pairs']})")
+    cols = [("tau (acc)", "acc_kendall_tau"), ("tau (loss)", "loss_kendall_tau"), ("Spearman", "acc_spearman"),
+            ("top10 tau", "acc_top10_tau"), ("top20 tau", "acc_top20_tau"), ("P@10", "acc_precision@10")]
+
+    def cell(e: dict, k: str) -> str:
+        return f"{e[k]['mean']:.3f}±{e[k]['std']:.3f}"
+
+    if markdown:
+        print("| entry | seeds | " + " | ".join(n for n, _ in cols) + " | tau (acc) per seed | train s |")
+        print("|---" * (len(cols) + 4) + "|")
+        for label, e in summary["entries"].items():
+            per_seed = ", ".join(f"{v:.3f}" for v in e["acc_kendall_tau"]["values"])
+            train = f"{e['train_seconds']['mean']:.0f}" if "train_seconds" in e else "-"
+            print(f"| {label} | {len(e['seeds'])} | " + " | ".join(cell(e, k) for _, k in cols)
+                  + f" | {per_seed} | {train} |")
+        return
+    print(f"{'entry':22s} " + " ".join(f"{n:>13s}" for n, _ in cols) + f" {'train s':>9s}")
+    for label, e in summary["entries"].items():
+        train = f"{e['train_seconds']['mean']:9.0f}" if "train_seconds" in e else f"{'-':>9s}"
+        print(f"{label:22s} " + " ".join(f"{cell(e, k):>13s}" for _, k in cols) + f" {train}")
 
 if __name__ == "__main__":
     main()
