@@ -146,9 +146,10 @@ def test_load_truth_errors(tmp_path):
         load_truth(q)
 
 
-def test_committed_micro_benchmark_hash_is_current():
+@pytest.mark.parametrize("name", ["nb201_fmnist16", "mobilenet_fmnist16"])
+def test_committed_micro_benchmark_hash_is_current(name):
     """Options added to the configs later must not invalidate the committed ground truth."""
-    root = Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth" / "nb201_fmnist16"
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth" / name
     saved = json.loads((root / "bench_config.json").read_text())
     cfg = from_dict(BenchConfig, {k: v for k, v in saved.items() if k != "recipe_hash"})
     assert groundtruth._hash(cfg) == saved["recipe_hash"]
