@@ -137,8 +137,8 @@ def print_table(summary: dict, markdown: bool) -> None:
     cols = [("tau (acc)", "acc_kendall_tau"), ("tau (loss)", "loss_kendall_tau"), ("Spearman", "acc_spearman"),
             ("top10 tau", "acc_top10_tau"), ("top20 tau", "acc_top20_tau"), ("P@10", "acc_precision@10")]
 
-    def cell(e: dict, k: str) -> str:
-        return f"{e[k]['mean']:.3f}±{e[k]['std']:.3f}"
+    def cell(e: dict, k: str) -> str:  # one seed: its value, no spread
+        return f"{e[k]['mean']:.3f}" + (f"±{e[k]['std']:.3f}" if len(e[k]["values"]) > 1 else "")
 
     if markdown:
         print("| entry | seeds | " + " | ".join(n for n, _ in cols) + " | tau (acc) per seed | train s |")
