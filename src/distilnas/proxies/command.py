@@ -55,6 +55,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from ..data import DataConfig, load_dataset
     from ..spaces import create_space
     from ..train.loop import read_archs, check_data
+    from ..train.parallel import torch_threads
     from .base import PROXIES, sample_batch, score_archs
 
     proxy = PROXIES.get(args.name)
@@ -65,8 +66,6 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         cfg.data = from_dict(DataConfig, cfg.data, "data")
     if cfg.threads < 0:
         raise ConfigError(f"threads={cfg.threads} must be 0 (PyTorch's default) or more")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if cfg.workers < 1:
         raise ConfigError(f"workers={cfg.workers} must be at least 1")
     space = create_space(args.space, build_space_config(args.space, cfg.space))
@@ -80,9 +79,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     else:  # data-free: only the input's shape is read
         batch = (torch.zeros(cfg.batch_size, *space.input_shape()), torch.zeros(cfg.batch_size, dtype=torch.long))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     t0, failed = time.time(), 0
-    with atomic_open(out) as f:
+    with torch_threads(cfg.threads), atomic_open(out) as f:
         for r in score_archs(proxy.name, space, archs, batch, seed=cfg.seed, device=cfg.device,
                              workers=cfg.workers):
             failed += "error" in r

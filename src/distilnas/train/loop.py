@@ -28,11 +28,11 @@ from ..algorithms import ALGORITHMS, Algorithm
 from ..config import ConfigError, build_space_config, from_dict, to_dict, dump_yaml
 from ..data import DataConfig, Splits, load_dataset, make_loader
 from ..evaluate.scoring import ScoreConfig
+from ..fileio import atomic_open
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .standalone import Recipe, make_optimizer
-from ..fileio import atomic_open
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "resolve_config", "build_run",
            "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]

@@ -138,7 +138,7 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
     ``log_epochs`` writes one line per epoch (mean training loss, seconds) to stderr. With
     ``recipe.ema_decay`` the returned metrics (and ``model``'s weights afterwards) are those of the
     exponential moving average of the parameters, with BatchNorm statistics re-estimated for the averaged
-    weights (:func:`ema_bn_batches` training batches, cumulative average): averaging the running
+    weights (:data:`EMA_BN_BATCHES` training batches, cumulative average): averaging the running
     statistics along with the weights (``AveragedModel(use_buffers=True)``) left statistics that did not
     match the averaged weights, and chance accuracy, on the MobileNet space.
     """
