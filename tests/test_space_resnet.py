@@ -11,6 +11,7 @@ from torch import nn
 
 from distilnas.arch import ArchError
 from distilnas.config import ConfigError
+from distilnas.ops.conv import PointwiseConv2d
 from distilnas.ops.slimmable import SlimBatchNorm2d, SlimConv2d, SlimLinear, copy_prefix
 from distilnas.spaces import SPACES, count_flops, count_params, create_space
 from distilnas.spaces.resnet import ResNet, ResNetArch, ResNetConfig, ResNetSpace, round_channels
@@ -244,7 +245,8 @@ def test_extract_equals_supernet_path(tiny, mode):
         sub = sup.extract(a)
         assert type(sub) is ResNet
         leaves = {type(m) for m in sub.modules() if not list(m.children())}
-        assert leaves == {nn.Conv2d, nn.BatchNorm2d, nn.Linear}  # plain layers, no slicing logic
+        # plain layers, no slicing logic (PointwiseConv2d: nn.Conv2d run as subsample + stride 1, ops/conv.py)
+        assert leaves == {nn.Conv2d, PointwiseConv2d, nn.BatchNorm2d, nn.Linear}
         assert count_params(sub) == tiny.cost(a)["params"]
         for m in (sup, sub, net):
             m.train(mode == "train")

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import conv2d
+
 __all__ = ["SlimConv2d", "SlimBatchNorm2d", "SlimLinear", "copy_prefix"]
 
 
@@ -42,7 +44,7 @@ class SlimConv2d(nn.Conv2d):
         else:
             weight = self.weight[:c_out, :c_in]  # (c_out, c_in, k, k) view
             bias = None if self.bias is None else self.bias[:c_out]
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class SlimBatchNorm2d(nn.BatchNorm2d):

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..arch import ArchError
 from ..config import ConfigError
+from ..ops.conv import PointwiseConv2d
 from ..ops.slimmable import SlimBatchNorm2d, SlimConv2d, SlimLinear, copy_prefix
 from .base import SPACES, SearchSpace, seeded
 
@@ -196,7 +197,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_inner)
         self.conv2 = nn.Conv2d(c_inner, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.proj_conv = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False) if project else None
+        self.proj_conv = PointwiseConv2d(c_in, c_out, 1, stride, 0, bias=False) if project else None
         self.proj_bn = nn.BatchNorm2d(c_out) if project else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
