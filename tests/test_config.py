@@ -95,8 +95,9 @@ def test_wrong_types_are_rejected(data, where, expected):
 def test_float_fields_accept_exponent_notation():
     # YAML 1.1 (PyYAML) reads 1e-3 and 5e-4 as strings; float fields must still accept them
     assert from_dict(Outer, {"x": "1e-3", "opt": "5E-4"}) == Outer(x=1e-3, opt=5e-4)
-    t = from_dict(TrainConfig, apply_overrides({}, ["lr=1e-3", "weight_decay=-2.5e+1"]))
-    assert t.lr == 1e-3 and t.weight_decay == -25.0
+    t = from_dict(TrainConfig, apply_overrides({}, ["lr=1e-3", "weight_decay=2.5e+1"]))
+    assert t.lr == 1e-3 and t.weight_decay == 25.0
+    assert from_dict(Outer, {"x": "-2.5e+1"}).x == -25.0  # signed exponents too
     with pytest.raises(ConfigError, match="x: expected a number"):
         from_dict(Outer, {"x": "1e-3x"})
 

@@ -251,7 +251,7 @@ def test_cli_round_trip(archs_file: Path, tmp_path: Path, capsys: pytest.Capture
     ([*SYNTH, *TINY, "batch=3"], "unknown config key 'batch'"),
     ([*SYNTH, "data.nme=x", *TINY], "unknown config key 'data.nme'"),
     (["space.width=3"], "unknown config key 'space.width'"),
-    ([*SYNTH, *TINY, "threads=-1"], "threads=-1 must be 0"),
+    ([*SYNTH, *TINY, "threads=-1"], "threads=-1: must be a non-negative integer (>= 0)"),
 ])
 def test_cli_one_line_errors(extra: list[str], message: str, archs_file: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,8 @@
 """Typed dataclass configs from YAML plus ``key=value`` overrides.
 
-Unknown keys and wrong types are :class:`ConfigError` with a one-line message naming the key and the fix.
+Unknown keys, wrong types and values out of range are :class:`ConfigError` with a one-line message naming
+the key and the fix. A field declared with :func:`opt` carries its allowed values (bounds, choices), which
+:func:`from_dict` checks for every value it is given.
 A space's or algorithm's own options live in a free-form section (``space:``, ``algorithm:``) whose
 ``name`` picks the registered class; the rest is checked against that class's ``Config`` dataclass.
 """
@@ -8,6 +10,8 @@ A space's or algorithm's own options live in a free-form section (``space:``, ``
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import re
 import types
 import typing
@@ -16,15 +20,67 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides", "build_space_config",
-           "dump_yaml"]
+__all__ = ["ConfigError", "opt", "MAX_SEED", "check_value", "from_dict", "to_dict", "load_yaml", "apply_overrides",
+           "build_space_config", "dump_yaml"]
 
 T = TypeVar("T")
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
-    """A config key that does not exist, a value of the wrong type, or an unreadable config file."""
+    """A config key that does not exist, a value of the wrong type or out of range, or an unreadable file."""
+
+
+MAX_SEED = 2**32 - 1  # seeds are integers in [0, MAX_SEED] (larger ones overflow torch's and numpy's seeding)
+_BOUNDS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
+def opt(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, ge: float | None = None,
+        gt: float | None = None, le: float | None = None, lt: float | None = None,
+        choices: tuple[Any, ...] | None = None) -> Any:
+    """A dataclass field whose values :func:`from_dict` checks: ``>= ge``, ``> gt``, ``<= le``, ``< lt``, one
+    of ``choices``; each element of a list (each value of a mapping); ``None`` passes (Optional fields)."""
+    rules = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices)) if v is not None}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"check": rules})
+
+
+def _allowed(rules: dict[str, Any], value: Any) -> str:
+    """What ``rules`` allow, e.g. "a positive integer (>= 1)", "a number in [0, 1)", "one of sgd, adam"."""
+    if "choices" in rules:
+        return "one of " + ", ".join(str(c) for c in rules["choices"])
+    kind = "integer" if isinstance(value, int) else "number"
+    lo = f"[{rules['ge']}" if "ge" in rules else f"({rules['gt']}" if "gt" in rules else ""
+    hi = f"{rules['le']}]" if "le" in rules else f"{rules['lt']})" if "lt" in rules else ""
+    if lo and hi:
+        return f"{'an' if kind == 'integer' else 'a'} {kind} in {lo}, {hi}"
+    if hi:
+        return f"a {kind} {'<=' if 'le' in rules else '<'} {hi[:-1]}"
+    bound = f">= {rules['ge']}" if "ge" in rules else f"> {rules['gt']}"
+    sign = ("positive" if rules.get("gt") == 0 or (rules.get("ge") == 1 and kind == "integer")
+            else "non-negative" if rules.get("ge") == 0 else "")
+    return f"a {sign} {kind} ({bound})" if sign else f"{'an' if kind == 'integer' else 'a'} {kind} {bound}"
+
+
+def check_value(value: Any, rules: dict[str, Any] | None, where: str) -> None:
+    """One-line :class:`ConfigError` naming ``where`` when ``value`` breaks ``rules`` (see :func:`opt`)."""
+    if not rules or value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_value(v, rules, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_value(v, rules, f"{where}.{k}")
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r}: must be a finite number")
+    if "choices" in rules:
+        ok = value in rules["choices"]
+    else:
+        ok = all(op(value, rules[k]) for k, op in _BOUNDS.items() if k in rules)
+    if not ok:
+        raise ConfigError(f"{where}={value!r}: must be {_allowed(rules, value)}")
 
 
 def _type_name(tp: Any) -> str:
@@ -89,7 +145,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys, wrong types and values out of range."""
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
@@ -100,6 +156,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key {full!r}; known keys{' of ' + where if where else ''}: {known}")
         kwargs[key] = _coerce(value, hints[key], full)
+        check_value(kwargs[key], fields[key].metadata.get("check"), full)
     return cls(**kwargs)
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..spaces.base import SearchSpace
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
@@ -43,8 +43,8 @@ class Sandwich(Algorithm):
 
     @dataclass
     class Config:
-        num_random: int = 2  # random subnets per step besides the smallest (RD-NAS, BigNAS: 2)
-        temperature: float = 1.0  # softmax temperature of the in-place distillation (1 = plain soft CE)
+        num_random: int = opt(2, ge=0)  # random subnets per step besides the smallest (RD-NAS, BigNAS: 2)
+        temperature: float = opt(1.0, gt=0)  # softmax temperature of the in-place distillation (1 = plain soft CE)
 
     def __init__(self, space: SearchSpace[Any], supernet: nn.Module, cfg: Any, seed: int,
                  label_smoothing: float = 0.0) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import MAX_SEED, opt
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -52,14 +53,14 @@ class DataConfig:
 
     name: str = "fmnist16"  # a registered dataset: fmnist16, fmnist, cifar10, synthetic, imagefolder
     root: str = ""  # folder of the files; "" = the dataset's default location
-    val_size: int = 10000  # images held out of the training file for validation
-    train_size: int = 0  # use only the first n images of the training split (0 = all)
-    test_size: int = 0  # use only the first n test images (0 = all)
-    split_seed: int = 0  # seed of the fixed train/validation split
+    val_size: int = opt(10000, ge=0)  # images held out of the training file for validation
+    train_size: int = opt(0, ge=0)  # use only the first n images of the training split (0 = all)
+    test_size: int = opt(0, ge=0)  # use only the first n test images (0 = all)
+    split_seed: int = opt(0, ge=0, le=MAX_SEED)  # seed of the fixed train/validation split
     augment: bool = False  # training batches: random crop (pad 4 / 2) + flip; imagefolder: RandomResizedCrop + flip
-    image_size: int = 224  # imagefolder: side of the square network input, pixels
-    num_workers: int = 4  # imagefolder: decode processes of the training loader (threads for evaluation)
-    max_classes: int = 0  # imagefolder: only the first k classes in folder-name order (0 = all)
+    image_size: int = opt(224, ge=1)  # imagefolder: side of the square network input, pixels
+    num_workers: int = opt(4, ge=0)  # imagefolder: decode processes of the training loader (threads for evaluation)
+    max_classes: int = opt(0, ge=0)  # imagefolder: only the first k classes in folder-name order (0 = all)
 
     def identity(self) -> dict[str, Any]:
         """The options that decide the images and labels (what result hashes are made of): all but

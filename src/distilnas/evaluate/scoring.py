@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import opt
 from ..data import Splits, gather
 from ..train.standalone import evaluate
 
@@ -25,10 +26,10 @@ __all__ = ["ScoreConfig", "recalibrate_bn", "score_archs", "bn_layers"]
 class ScoreConfig:
     """How a supernet scores architectures."""
 
-    bn_recal_batches: int = 10  # training batches for BN recalibration (0 = keep running statistics)
-    bn_recal_batch_size: int = 256
-    val_size: int = 0  # validation images used for the score (0 = the whole validation split)
-    batch_size: int = 1000  # evaluation batch size
+    bn_recal_batches: int = opt(10, ge=0)  # training batches for BN recalibration (0 = keep running statistics)
+    bn_recal_batch_size: int = opt(256, ge=1)
+    val_size: int = opt(0, ge=0)  # validation images used for the score (0 = the whole validation split)
+    batch_size: int = opt(1000, ge=1)  # evaluation batch size
 
 
 def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

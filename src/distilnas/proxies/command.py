@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import MAX_SEED, opt
 from ..fileio import atomic_open
 
 __all__ = ["ProxyRunConfig", "add_parser", "cmd_proxy"]
@@ -28,11 +29,11 @@ class ProxyRunConfig:
 
     space: dict[str, Any] = field(default_factory=dict)  # the space's own Config options (space.C=8, ...)
     data: Any = None  # DataConfig options (data.name=..., data.root=...); none = no data
-    batch_size: int = 64  # images in the one fixed batch (and the shape of data-free proxies' input)
-    seed: int = 0  # network initialisation, proxy generator and choice of the batch
-    workers: int = 1  # processes scoring architectures in parallel (1 = this process)
+    batch_size: int = opt(64, ge=1)  # images in the one fixed batch (and the shape of data-free proxies' input)
+    seed: int = opt(0, ge=0, le=MAX_SEED)  # network initialisation, proxy generator and choice of the batch
+    workers: int = opt(1, ge=1)  # processes scoring architectures in parallel (1 = this process)
     device: str = "cpu"
-    threads: int = 0  # torch threads of this process (0 = PyTorch's default)
+    threads: int = opt(0, ge=0)  # torch threads of this process (0 = PyTorch's default)
 
 
 def add_parser(subparsers: Any) -> None:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..arch import ArchError
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..ops.mbconv import (
     ACTIVATIONS, IDENTITY, ChoiceStage, ConvBNAct, DepthwiseSeparable, StageSpec, canonical_codes, make_act,
     make_divisible, parse_op, standalone_copy,
@@ -96,24 +96,24 @@ class MobileNetConfig:
     never scaled.
     """
 
-    preset: str = "imagenet"  # imagenet | fmnist16
-    in_channels: int | None = None
-    input_size: int | None = None  # square inputs, pixels
-    num_classes: int | None = None
-    stem_channels: int | None = None
-    stem_stride: int | None = None
-    first_channels: int | None = None  # fixed depthwise-separable first stage
-    widths: list[int] | None = None  # output width of each searchable stage
-    depths: list[int] | None = None  # maximum layers of each searchable stage
-    strides: list[int] | None = None  # stride of each searchable stage's first layer
-    last_channels: int | None = None  # fixed 1x1 conv after the searchable stages
-    head_channels: int | None = None  # 1x1 conv of the head, after global pooling
-    kernels: list[int] | None = None  # depthwise kernel sizes to choose from
-    expansions: list[int] | None = None  # expansion ratios to choose from
-    se_ratio: float | None = None  # SE width = se_ratio x block input width (0 = no SE)
-    act: str | None = None  # swish | relu | hswish
+    preset: str = opt("imagenet", choices=tuple(PRESETS))  # imagenet | fmnist16
+    in_channels: int | None = opt(None, ge=1)
+    input_size: int | None = opt(None, ge=1)  # square inputs, pixels
+    num_classes: int | None = opt(None, ge=1)
+    stem_channels: int | None = opt(None, ge=1)
+    stem_stride: int | None = opt(None, choices=(1, 2))
+    first_channels: int | None = opt(None, ge=1)  # fixed depthwise-separable first stage
+    widths: list[int] | None = opt(None, ge=1)  # output width of each searchable stage
+    depths: list[int] | None = opt(None, ge=1)  # maximum layers of each searchable stage
+    strides: list[int] | None = opt(None, choices=(1, 2))  # stride of each searchable stage's first layer
+    last_channels: int | None = opt(None, ge=1)  # fixed 1x1 conv after the searchable stages
+    head_channels: int | None = opt(None, ge=1)  # 1x1 conv of the head, after global pooling
+    kernels: list[int] | None = opt(None, ge=1)  # depthwise kernel sizes to choose from (odd)
+    expansions: list[int] | None = opt(None, ge=1)  # expansion ratios to choose from
+    se_ratio: float | None = opt(None, ge=0)  # SE width = se_ratio x block input width (0 = no SE)
+    act: str | None = opt(None, choices=tuple(ACTIVATIONS))  # swish | relu | hswish
     identity: bool | None = None  # layers after the first of a stage may be skipped (depth search)
-    width_mult: float | None = None
+    width_mult: float | None = opt(None, gt=0)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

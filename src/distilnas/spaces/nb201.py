@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..arch import ArchError
+from ..config import ConfigError, opt
 from ..ops.nb201 import OPS, ResNetBasicBlock, make_op
 from .base import SPACES, SearchSpace, seeded
 
@@ -138,13 +139,17 @@ class NB201Arch:
 class NB201Config:
     """Shape of the NB201 network. Defaults are the official ones."""
 
-    C: int = 16  # channels of the first stage (doubled at each reduction)
-    N: int = 5  # cells per stage
-    in_channels: int = 3
-    input_size: int = 32
-    num_classes: int = 10
-    ops: list[str] = field(default_factory=lambda: list(ALL_OPS))  # candidate ops on every edge
+    C: int = opt(16, ge=1)  # channels of the first stage (doubled at each reduction)
+    N: int = opt(5, ge=1)  # cells per stage
+    in_channels: int = opt(3, ge=1)
+    input_size: int = opt(32, ge=1)
+    num_classes: int = opt(10, ge=1)
+    ops: list[str] = opt(default_factory=lambda: list(ALL_OPS), choices=ALL_OPS)  # candidate ops on every edge
     affine: bool = True  # BatchNorm affine parameters in the cells (RD-NAS uses False in the supernet)
+
+    def __post_init__(self) -> None:
+        if not self.ops or len(set(self.ops)) != len(self.ops):
+            raise ConfigError(f"space.ops={self.ops}: list one or more distinct ops of {', '.join(ALL_OPS)}")
 
 
 class NB201Network(nn.Module):

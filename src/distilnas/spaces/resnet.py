@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..arch import ArchError
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..ops.conv import PointwiseConv2d
 from ..ops.slimmable import SlimBatchNorm2d, SlimConv2d, SlimLinear, copy_prefix
 from .base import SPACES, SearchSpace, seeded
@@ -135,16 +135,19 @@ class ResNetConfig:
     """Shape of the space. Defaults are CVPR 2022 track 1 (ResNet48 on ImageNet); the fmnist16 version
     is :meth:`fmnist16`."""
 
-    base_widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # full width per stage
-    depth_choices: list[list[int]] = field(
-        default_factory=lambda: [[2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5]])  # 1..9
-    width_ratios: list[float] = field(
-        default_factory=lambda: [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7])  # code k = k-th ratio; at most 9
-    channel_divisor: int = 8  # channels are rounded to a multiple of this
-    stem: str = "7x7"  # "7x7": 7x7/2 conv + 3x3/2 max-pool; "3x3": 3x3/1 conv, no pool
-    in_channels: int = 3
-    input_size: int = 224
-    num_classes: int = 1000
+    base_widths: list[int] = opt(default_factory=lambda: [64, 128, 256, 512], ge=1)  # full width per stage
+    depth_choices: list[list[int]] = opt(
+        default_factory=lambda: [[2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5]], ge=1, le=9)
+    width_ratios: list[float] = opt(
+        default_factory=lambda: [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7], gt=0)  # code k = k-th ratio; at most 9
+    channel_divisor: int = opt(8, ge=1)  # channels are rounded to a multiple of this
+    stem: str = opt("7x7", choices=STEMS)  # "7x7": 7x7/2 conv + 3x3/2 max-pool; "3x3": 3x3/1 conv, no pool
+    in_channels: int = opt(3, ge=1)
+    input_size: int = opt(224, ge=1)
+    num_classes: int = opt(1000, ge=1)
+
+    def __post_init__(self) -> None:
+        _check_config(self)  # list lengths and distinct choices, when the config is resolved
 
     @classmethod
     def fmnist16(cls) -> "ResNetConfig":
@@ -163,7 +166,7 @@ def round_channels(base: int, ratio: float, divisor: int) -> int:
 def _check_config(cfg: ResNetConfig) -> None:
     n = len(cfg.base_widths)
     if n == 0 or len(cfg.depth_choices) != n:
-        raise ConfigError(f"space.depth_choices needs one list per stage ({n} base_widths), "
+        raise ConfigError(f"space.depth_choices needs one list per stage of space.base_widths ({n}), "
                           f"got {len(cfg.depth_choices)}")
     for s, ds in enumerate(cfg.depth_choices, start=1):
         if not ds or len(set(ds)) != len(ds) or any(not 1 <= d <= 9 for d in ds):

@@ -15,28 +15,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import opt
 from ..data import ImageSource, Splits, gather, make_loader
 
-__all__ = ["Recipe", "train_standalone", "evaluate", "make_optimizer", "recipe_hash"]
+__all__ = ["Recipe", "train_standalone", "evaluate", "make_optimizer", "recipe_hash", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("cosine", "linear", "step", "constant")
 
 
 @dataclass
 class Recipe:
     """A standalone training recipe (also the supernet's optimiser settings)."""
 
-    epochs: int = 12
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
+    epochs: int = opt(12, ge=1)
+    batch_size: int = opt(128, ge=1)
+    lr: float = opt(0.1, gt=0)
+    momentum: float = opt(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
-    label_smoothing: float = 0.0
-    grad_clip: float = 5.0  # max global grad norm; 0 = off
-    optimizer: str = "sgd"  # sgd | adam | rmsprop
-    schedule: str = "cosine"  # cosine | linear | step (x0.9 per epoch, DNA) | constant, after the warm-up
+    weight_decay: float = opt(5e-4, ge=0)
+    warmup_epochs: float = opt(0.0, ge=0)  # linear warm-up before the cosine decay
+    label_smoothing: float = opt(0.0, ge=0, lt=1)
+    grad_clip: float = opt(5.0, ge=0)  # max global grad norm; 0 = off
+    optimizer: str = opt("sgd", choices=OPTIMIZERS)  # sgd | adam | rmsprop
+    # after the warm-up: cosine | linear | step (x0.9 per epoch, DNA) | constant
+    schedule: str = opt("cosine", choices=SCHEDULES)
     no_decay_bn_bias: bool = False  # no weight decay on biases and BatchNorm weights (Cream)
-    ema_decay: float = 0.0  # exponential moving average of the weights for evaluation (0 = off)
+    ema_decay: float = opt(0.0, ge=0, lt=1)  # exponential moving average of the weights for evaluation (0 = off)
 
 
 # Fields added after the first ground-truth tables were built: left out of the hash while they keep
