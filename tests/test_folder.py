@@ -194,10 +194,17 @@ def test_stream_loader_covers_an_epoch_like_the_tensor_loader(tree, shuffle):
         assert sorted(torch.cat([y for _, y in got]).tolist()) == list(range(len(x)))
     for xb, yb in got:
         assert torch.equal(xb, gather(x, yb))  # each batch holds the images it names
-    # shards: disjoint slices of one order, every rank the same number of batches
-    parts = [torch.cat([y for _, y in make_loader(x, ids, 2, shuffle=True, shard=(r, 3), drop_last=True,
-                                                  generator=torch.Generator().manual_seed(3))]) for r in range(3)]
-    assert all(len(p) == 4 for p in parts) and len(set(torch.cat(parts).tolist())) == 12
+    # shards of the global batch 6: the ranks' parts (2 images each) in rank order are the one process's
+    # batches, augmentation included
+    def batches(shard: tuple[int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return list(make_loader(x, ids, 6, shuffle=True, augment=True, shard=shard, drop_last=True,
+                                generator=torch.Generator().manual_seed(3)))
+
+    one, parts = batches((0, 1)), [batches((r, 3)) for r in range(3)]
+    assert len(one) == 2 and all(len(p) == 2 and all(len(yb) == 2 for _, yb in p) for p in parts)
+    for b, (xb, yb) in enumerate(one):
+        assert torch.equal(torch.cat([p[b][1] for p in parts]), yb)
+        assert torch.equal(torch.cat([p[b][0] for p in parts]), xb)
 
 
 def test_stream_loader_augmentation_is_independent_of_workers(tree):

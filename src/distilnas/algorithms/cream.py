@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..data import gather
 from ..train import distributed as dist
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
@@ -94,6 +94,10 @@ class PrioritizedBoard:
         worst = self.entries[-1]
         return accuracy > worst.accuracy + self.gap or (accuracy > worst.accuracy and flops < worst.flops)
 
+    def accepts(self, arch: str, accuracy: float, flops: float) -> bool:
+        """Whether :meth:`update` would change the board for this measurement."""
+        return any(e.arch == arch for e in self.entries) or self.admits(accuracy, flops)
+
     def update(self, entry: BoardEntry) -> bool:
         """Insert ``entry`` if the rule admits it; a path already on the board is re-measured in place
         (the board never holds a path twice). Returns whether the board changed."""
@@ -139,24 +143,32 @@ class Cream(Algorithm):
 
     @dataclass
     class Config:
-        board_size: int = 10  # K (official POOL_SIZE)
-        board_gap: float = 5.0  # accuracy gap (points) of the insertion rule (hard-coded 5 officially)
-        warmup_epochs: int = 20  # epochs before the board opens and distillation starts (official 20 of 120)
-        pick: str = "meta"  # teacher choice: meta (matching network), random, top1
-        slice: int = 4  # images stored per board entry (official SLICE)
-        board_eval: str = "val"  # where board accuracy is measured: val (held-out, paper) or train (code)
-        board_val_size: int = 256  # held-out images for board accuracy (a fixed set)
-        update_iter: int = 200  # steps between meta-network updates (official UPDATE_ITER)
-        meta_lr: float = 1e-4  # learning rate of the meta network
-        meta_optimizer: str = "sgd"  # sgd (momentum 0.9) or adam
-        meta_grad_clip: float = 1.0
-        meta_val_batch: int = 128  # validation images per meta update
-        meta_grad: str = "exact"  # the unrolled meta-gradient: exact (double backward) or fd (DARTS' finite differences, faster)
-        flops_min: float = 0.0  # FLOPs range of trained and boarded paths (0 = unbounded)
-        flops_max: float = 0.0
-        max_tries: int = 1000  # rejection-sampling attempts for a path inside the FLOPs range
-        prior: dict[str, float] = field(default_factory=dict)  # op -> sampling weight (empty = uniform)
-        select_by: str = "rescore"  # final choice: rescore (supernet accuracy after BN recal) or board
+        board_size: int = opt(10, ge=1)  # K (official POOL_SIZE)
+        board_gap: float = opt(5.0, ge=0)  # accuracy gap (points) of the insertion rule (hard-coded 5 officially)
+        warmup_epochs: int = opt(20, ge=0)  # epochs before the board opens and distillation starts (official 20 of 120)
+        pick: str = opt("meta", choices=("meta", "random", "top1"))  # teacher choice: meta (matching network)
+        slice: int = opt(4, ge=1)  # images stored per board entry (official SLICE)
+        # where board accuracy is measured: val (held-out, paper) or train (code)
+        board_eval: str = opt("val", choices=("val", "train"))
+        board_val_size: int = opt(256, ge=1)  # held-out images for board accuracy (a fixed set)
+        update_iter: int = opt(200, ge=1)  # steps between meta-network updates (official UPDATE_ITER)
+        meta_lr: float = opt(1e-4, gt=0)  # learning rate of the meta network
+        meta_optimizer: str = opt("sgd", choices=("sgd", "adam"))  # sgd (momentum 0.9) or adam
+        meta_grad_clip: float = opt(1.0, gt=0)
+        meta_val_batch: int = opt(128, ge=1)  # validation images per meta update
+        # the unrolled meta-gradient: exact (double backward) or fd (DARTS' finite differences, faster)
+        meta_grad: str = opt("exact", choices=("exact", "fd"))
+        flops_min: float = opt(0.0, ge=0)  # FLOPs range of trained and boarded paths (0 = unbounded)
+        flops_max: float = opt(0.0, ge=0)
+        max_tries: int = opt(1000, ge=1)  # rejection-sampling attempts for a path inside the FLOPs range
+        prior: dict[str, float] = opt(default_factory=dict, ge=0)  # op -> sampling weight (empty = uniform)
+        # final choice: rescore (supernet accuracy after BN recal) or board
+        select_by: str = opt("rescore", choices=("rescore", "board"))
+
+        def __post_init__(self) -> None:
+            if self.flops_max and self.flops_min > self.flops_max:
+                raise ConfigError(f"algorithm.flops_min={self.flops_min:g} exceeds "
+                                  f"algorithm.flops_max={self.flops_max:g}")
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -228,7 +240,8 @@ class Cream(Algorithm):
     def _deltas(self, arch: Any) -> torch.Tensor:
         """(K, slice, classes): softmax of the student on each entry's slice minus the stored softmax."""
         xs = torch.cat([e.inputs for e in self.board])  # (K * slice, C, H, W)
-        probs = F.softmax(self.supernet(xs, arch), dim=1)
+        with dist.local_batch():  # the same slices on every rank
+            probs = F.softmax(self.supernet(xs, arch), dim=1)
         return probs.view(len(self.board), self.cfg.slice, -1) - torch.stack([e.probs for e in self.board])
 
     def pick_teacher(self, arch: Any, rng: random.Random) -> tuple[BoardEntry, float, int]:
@@ -278,16 +291,26 @@ class Cream(Algorithm):
         if self.cfg.board_eval == "val":
             assert self._val_x is not None and self._val_y is not None
             vx, vy = self._val_x[: self.cfg.board_val_size], self._val_y[: self.cfg.board_val_size]
-            correct, n = int((self.supernet(vx, arch).argmax(1) == vy).sum()), len(vy)
+            with dist.local_batch():  # the same validation images on every rank
+                correct, n = int((self.supernet(vx, arch).argmax(1) == vy).sum()), len(vy)
             spent = len(vy)
-        acc = torch.tensor([100.0 * correct / n], device=x.device)
-        if dist.world_size() > 1:  # every rank keeps the same board
-            torch.distributed.all_reduce(acc)
-            acc /= dist.world_size()
+        xs, ls = x[: self.cfg.slice], logits[: self.cfg.slice]
+        if dist.world_size() > 1:  # every rank keeps the same board, the one process's
+            counts = torch.tensor([correct, n], dtype=torch.float64, device=x.device)
+            if self.cfg.board_eval == "val":  # measured on the same images everywhere: rank 0's count
+                torch.distributed.broadcast(counts, 0)
+            else:  # each rank measured its part of the global batch
+                torch.distributed.all_reduce(counts)
+            correct, n = (int(v) for v in counts.tolist())
+        acc = float(torch.tensor([100.0 * correct / n], device=x.device))
         cost = self.space.cost(arch)
-        entry = BoardEntry(str(arch), float(acc), float(cost["flops"]), float(cost["params"]), step,
-                           x[: self.cfg.slice].detach().clone(),
-                           F.softmax(logits[: self.cfg.slice], dim=1).detach().clone())
+        if dist.world_size() > 1:
+            if not self.board.accepts(str(arch), acc, float(cost["flops"])):
+                return spent
+            # the global batch's first images: the ranks' parts in rank order form the global batch
+            xs, ls = dist.all_gather_cat(xs)[: self.cfg.slice], dist.all_gather_cat(ls)[: self.cfg.slice]
+        entry = BoardEntry(str(arch), acc, float(cost["flops"]), float(cost["params"]), step,
+                           xs.detach().clone(), F.softmax(ls, dim=1).detach().clone())
         if self.board.update(entry):
             self.stats["board_updates"] += 1
         return spent
@@ -309,8 +332,11 @@ class Cream(Algorithm):
         named = {n: p for n, p in self.supernet.named_parameters() if p.requires_grad}
         kd = rho * soft_cross_entropy(self.supernet(x, arch), teacher_probs)
         grads = torch.autograd.grad(kd, list(named.values()), create_graph=True, allow_unused=True)
+        if dist.world_size() > 1:  # the gradient of the global batch's mean, still differentiable
+            grads = tuple(None if g is None else dist.all_reduce_sum(g) / dist.world_size() for g in grads)
         fast = {n: (p - lr * g if g is not None else p) for (n, p), g in zip(named.items(), grads)}
-        return F.cross_entropy(functional_call(self.supernet, fast, (val_x, arch)), val_y)
+        with dist.local_batch():  # the same validation batch on every rank
+            return F.cross_entropy(functional_call(self.supernet, fast, (val_x, arch)), val_y)
 
     def meta_gradient_fd(self, arch: Any, x: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
                          lr: float, radius: float = 1e-3) -> list[torch.Tensor]:
@@ -343,13 +369,16 @@ class Cream(Algorithm):
 
         params = [p for p in self.supernet.parameters() if p.requires_grad]
         g = torch.autograd.grad(f(rho_grad=False), params, allow_unused=True)
+        if dist.world_size() > 1:  # the gradient of the global batch's mean
+            g = tuple(None if gi is None else dist.all_reduce_sum(gi) / dist.world_size() for gi in g)
         path = [(p, gi) for p, gi in zip(params, g) if gi is not None]
         saved = [p.detach().clone() for p, _ in path]
         try:
             with torch.no_grad():  # w' = w - lr * g
                 for p, gi in path:
                     p.sub_(lr * gi)
-            val_loss = F.cross_entropy(self.supernet(val_x, arch), val_y)
+            with dist.local_batch():  # the same validation batch on every rank
+                val_loss = F.cross_entropy(self.supernet(val_x, arch), val_y)
             v = torch.autograd.grad(val_loss, [p for p, _ in path], allow_unused=True)
             v = [torch.zeros_like(p) if vi is None else vi for (p, _), vi in zip(path, v)]
             eps = radius / max(float(torch.sqrt(sum((vi * vi).sum() for vi in v))), 1e-12)
@@ -391,7 +420,20 @@ class Cream(Algorithm):
         return 2
 
     # -- bookkeeping -------------------------------------------------------------------------------------
+    def replica_state(self) -> bytes:
+        """The board (paths, accuracies, FLOPs, stored slices and softmaxes) and the meta network as bytes:
+        what every data-parallel rank must hold identically."""
+        def raw(t: torch.Tensor) -> bytes:
+            return t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+
+        parts = [repr((e.arch, e.accuracy, e.flops, e.params, e.step)).encode() + raw(e.inputs) + raw(e.probs)
+                 for e in self.board]
+        parts += [raw(t) for t in (self.meta.state_dict().values() if self.meta is not None else [])]
+        return b"".join(parts)
+
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        if dist.world_size() > 1:  # a cheap check that the data-parallel ranks agree
+            dist.check_same("cream's prioritized path board or meta network", self.replica_state())
         best = self.board.entries[0].accuracy if len(self.board) else None  # JSON has no NaN
         return {"board_size": len(self.board), "board_best_acc": best, **self.stats}
 

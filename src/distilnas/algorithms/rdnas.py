@@ -36,8 +36,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..config import MAX_SEED, ConfigError, opt
 from ..data import gather
+from ..train import distributed as dist
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
 __all__ = ["RDNAS", "group_distance", "rank_weight", "margin_ranking_loss", "sample_pair", "NB201_GROUPS"]
@@ -106,16 +107,18 @@ class RDNAS(Algorithm):
     @dataclass
     class Config:
         teacher: str = "flops"  # the ranking teacher: flops, params or any registered zero-cost proxy
-        margin: float = 0.0  # m of eq. 3 (the authors' code: 0)
-        sampler: str = "group"  # margin subnet sampler distance: group (eq. 4), hamming, or none (no MSS)
-        mu: float = 6.7  # distance threshold (NB201: 6.7 group, 4.5 Hamming; ResNet space: 33 Hamming)
-        max_tries: int = 20  # pairs drawn before taking the farthest one seen
-        schedule: str = "sin"  # lambda(t): constant | linear | sin (NB201) | step (ResNet space)
-        scale: float = 2.0  # lambda's scale (the 2 of 2 sin(0.8 pi t / T) and of min(2, epoch / 10))
-        warmup_epochs: int = 10  # for the linear and step schedules
+        margin: float = opt(0.0, ge=0)  # m of eq. 3 (the authors' code: 0)
+        # margin subnet sampler distance: group (eq. 4), hamming, or none (no MSS)
+        sampler: str = opt("group", choices=("group", "hamming", "none"))
+        mu: float = opt(6.7, ge=0)  # distance threshold (NB201: 6.7 group, 4.5 Hamming; ResNet space: 33 Hamming)
+        max_tries: int = opt(20, ge=1)  # pairs drawn before taking the farthest one seen
+        # lambda(t): constant | linear | sin (NB201) | step (ResNet space)
+        schedule: str = opt("sin", choices=("constant", "linear", "sin", "step"))
+        scale: float = opt(2.0, ge=0)  # lambda's scale (the 2 of 2 sin(0.8 pi t / T) and of min(2, epoch / 10))
+        warmup_epochs: int = opt(10, ge=0)  # for the linear and step schedules
         stop_grad_second: bool = False  # detach the second subnet's loss in L_rd (authors' code)
-        proxy_batch_size: int = 64  # fixed batch of data-dependent teachers
-        proxy_seed: int = 0  # seed of that batch and of the teachers' initialisation
+        proxy_batch_size: int = opt(64, ge=1)  # fixed batch of data-dependent teachers
+        proxy_seed: int = opt(0, ge=0, le=MAX_SEED)  # seed of that batch and of the teachers' initialisation
         groups: dict[str, str] = field(default_factory=lambda: dict(NB201_GROUPS))  # op -> group (eq. 4)
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -175,8 +178,10 @@ class RDNAS(Algorithm):
         sa, sb = self.teacher_score(a), self.teacher_score(b)
         if lam > 0 and sa != sb and not (math.isnan(sa) or math.isnan(sb)):
             # eq. 3 on the plain CE losses: the proxy-preferred subnet should have the lower loss
-            lb = ce_b.detach() if c.stop_grad_second else ce_b
-            worse, better = (ce_a, lb) if sb > sa else (lb, ce_a)
+            la, lb = ce_a, (ce_b.detach() if c.stop_grad_second else ce_b)
+            if dist.world_size() > 1:  # torchrun: the hinge compares the global batch's losses
+                la, lb = (dist.all_reduce_sum(v) / dist.world_size() for v in (la, lb))
+            worse, better = (la, lb) if sb > sa else (lb, la)
             loss = loss + lam * margin_ranking_loss(worse, better, c.margin)
         loss.backward()
         correct = int((logits_a.argmax(1) == y).sum()) + int((logits_b.argmax(1) == y).sum())

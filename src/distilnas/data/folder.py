@@ -20,8 +20,8 @@ lazy sub-source (so the seeded train / validation split costs nothing). Pixels o
 :func:`distilnas.data.gather` (or :meth:`ImageSource.load`) decodes them.
 
 Augmentation is reproducible: a training batch is decoded with random draws from a
-``numpy.random.SeedSequence`` of (epoch seed, rank, batch index), split into one child per image, so the
-result does not depend on how many processes or threads decode it.
+``numpy.random.SeedSequence`` of (epoch seed, 0, batch index), split into one child per image of the
+batch, so the result does not depend on how many processes, threads or data-parallel ranks decode it.
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ class ImageSource:
         """The image files, in order."""
         return [os.path.join(self.root, os.fsdecode(f)) for f in self.files[self.index.numpy()]]
 
-    def read(self, seed: int | Sequence[int] | None = None, threads: int | None = None) -> torch.Tensor:
+    def read(self, seed: int | Sequence[int] | None = None, threads: int | None = None,
+             first: int = 0) -> torch.Tensor:
         """Decode every image: ``(n, S, S, 3)`` uint8 on the CPU.
 
         Args:
@@ -182,12 +183,15 @@ class ImageSource:
                 from ``SeedSequence(seed)`` (one child sequence per image, so the result does not depend
                 on ``threads``).
             threads: decoding threads (default ``num_workers``; 0 or 1: serial).
+            first: image ``i`` takes child ``first + i`` (a data-parallel rank's part of a batch draws as
+                those images of the whole batch would).
         """
         root = os.fsencode(self.root)
         paths = [os.path.join(root, f) for f in self.files[self.index.numpy()]]
         rngs: list[np.random.Generator | None] = [None] * len(paths)
-        if seed is not None:
-            rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(paths))]
+        if seed is not None:  # child k of SeedSequence(seed) is SeedSequence(seed, spawn_key=(k,))
+            rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(first + i,)))
+                    for i in range(len(paths))]
         threads = self.num_workers if threads is None else threads
         S = self.image_size
         if threads > 1 and len(paths) > 1:
