@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,11 +37,35 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from .arch import ArchError
     from .config import ConfigError
     from .data import DataError
+    from .fileio import OutputError
     from .registry import RegistryError
     from .train.checkpoint import CheckpointError
     from .train.loop import RunError
 
-    return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, FileNotFoundError)
+    return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, OutputError,
+            FileNotFoundError, FileExistsError)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command kept, and how its rerun continues."""
+    command = getattr(args, "command", "")
+    if command == "search":
+        return (f"finished epochs are in {args.out}/checkpoint.pt (continue with --resume)" if args.out else
+                "finished epochs are in the run directory's checkpoint.pt (continue with --out DIR --resume)")
+    if command == "bench":
+        return (f"finished runs are kept in {args.out}/runs.jsonl; rerun the same command to continue"
+                if getattr(args, "bench_command", "") == "build" else "nothing was written")
+    if command == "score":
+        return f"scored rows are kept in {args.out}.partial; rerun the same command to continue"
+    if command == "random-search":
+        return "finished candidates are kept in the run directory's runs.jsonl; rerun the same command to continue"
+    return "nothing was kept; rerun the command"
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (``kill``) ends a command like Ctrl-C: its cleanup runs (worker processes stop,
+    temporary files are removed, locks are released) and it says what it kept."""
+    raise KeyboardInterrupt
 
 
 def _load_config(path: str | None, overrides: Sequence[str]) -> dict[str, Any]:
@@ -55,7 +80,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .train.loop import resolve_config, run_search
 
     cfg = resolve_config(_load_config(args.config, args.overrides))
-    out = args.out or f"runs/{Path(args.config).stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out = args.out or f"runs/{Path(args.config).stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.time()
     result = run_search(cfg, out, resume=args.resume)
     if result:
@@ -68,10 +93,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Score architectures with a trained supernet. Rows go to ``OUT.partial`` as they are scored, so a
+    rerun of the same command after a kill resumes; ``OUT`` appears complete at the end."""
+    import hashlib
+
     from .config import apply_overrides
     from .data import load_dataset
     from .evaluate.scoring import score_archs
-    from .train.loop import read_archs, check_data, load_supernet
+    from .fileio import PartialRows, lock_file, prepare_out_dir
+    from .train.loop import check_data, load_supernet, read_archs
 
     state_overrides = apply_overrides({}, list(args.overrides))
     run, state = load_supernet(args.checkpoint, _merge_sections(args.checkpoint, state_overrides))
@@ -82,13 +112,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     if run.cfg.train.channels_last:
         run.supernet.to(memory_format=torch.channels_last)
     archs = read_archs(args.archs, run.space)
+    out = Path(args.out)
+    if out.is_dir():
+        raise FileExistsError(f"--out {out} is a directory; name the output file, e.g. {out / 'scores.jsonl'}")
+    prepare_out_dir(out.parent, "folder of --out")
     data = load_dataset(run.cfg.data)
     check_data(run.space, data, run.cfg.data.name)
-    with atomic_open(args.out) as f:
-        for r in score_archs(run.supernet, archs, data, run.cfg.score, run.device,
-                             channels_last=run.cfg.train.channels_last):
-            f.write(json.dumps(r) + "\n")
-    print(f"scored {len(archs)} architectures -> {args.out}")
+    key = hashlib.sha256(json.dumps([state.get("step"), state.get("config"), state_overrides,
+                                     [str(a) for a in archs]], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    with lock_file(out.with_name(out.name + ".lock"), f"output {out}"):
+        rows = PartialRows(out, key)
+        try:
+            if rows.reused:
+                print(f"resuming: {rows.reused} of {len(archs)} architectures already scored in {rows.partial}",
+                      file=sys.stderr)
+            todo = [a for a in archs if str(a) not in rows.done]
+            for r in score_archs(run.supernet, todo, data, run.cfg.score, run.device,
+                                 channels_last=run.cfg.train.channels_last):
+                rows.append(r)
+            rows.finish([str(a) for a in archs])
+        finally:
+            rows.close()
+    print(f"scored {len(archs)} architectures -> {out}")
     return 0
 
 
@@ -110,6 +155,13 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from .evaluate.metrics import align, format_table, noise_ceiling, rank_metrics
 
     pred = _read_pred(args.pred, args.pred_key)
+    bad = sorted(a for a, v in pred.items() if not math.isfinite(v))
+    if bad and not args.drop_nonfinite:
+        raise ValueError(f"{len(bad)} of {len(pred)} predictions in {args.pred} are not finite (null, NaN or inf; "
+                         f"e.g. {bad[0]}): a diverged run? pass --drop-nonfinite to rank the rest")
+    if bad:
+        print(f"distilnas: warning: dropped {len(bad)} non-finite predictions of {len(pred)}", file=sys.stderr)
+        pred = {a: v for a, v in pred.items() if math.isfinite(v)}
     if args.lower_is_better:  # e.g. --pred-key loss: rank by the negated score
         pred = {a: -v for a, v in pred.items()}
     truth = load_truth(args.truth, args.key)
@@ -136,7 +188,7 @@ def _read_pred(path: str, key: str | None) -> dict[str, float]:
         try:
             r = json.loads(line)
             k = key or ("accuracy" if "accuracy" in r else "score")
-            out[r["arch"].strip()] = float(r[k])
+            out[r["arch"].strip()] = math.nan if r[k] is None else float(r[k])  # null: not finite
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise ValueError(f"{p}:{n}: expected a JSON object with 'arch' and "
                              f"{key or 'accuracy/score'!r}") from None
@@ -247,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lower-is-better", action="store_true",
                    help="the prediction field is better when lower (e.g. --pred-key loss)")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
+    s.add_argument("--drop-nonfinite", action="store_true",
+                   help="rank without predictions that are null/NaN/inf (default: refuse them)")
     s.set_defaults(func=cmd_rank)
 
     s = sub.add_parser("train", help="train one architecture from scratch")
@@ -287,15 +341,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    import signal
+    import threading
+
+    in_main = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("distilnas: interrupted; finished epochs are in checkpoint.pt (continue with --resume)", file=sys.stderr)
+        print(f"distilnas: interrupted; {_interrupted(args)}", file=sys.stderr)
         return 130
     except _known_errors() + (ValueError,) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"distilnas: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

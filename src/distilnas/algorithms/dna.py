@@ -60,10 +60,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..arch import ArchError
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..data import gather
 from ..ops.mbconv import IDENTITY, ChoiceStage, StageSpec, op_code
 from ..spaces.mobilenet import MobileNetArch, MobileNetSpace
+from ..train.checkpoint import safe_load
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
 __all__ = ["DNA", "BlockCandidate", "DNABlock", "TeacherFeatures", "TargetStats", "ErrorMeter",
@@ -204,14 +205,14 @@ def load_teacher(cfg: "DNA.Config", in_channels: int) -> tuple[nn.Module, dict[s
         ckpt = Path(cfg.teacher_checkpoint)
         if not ckpt.is_file():
             raise ConfigError(f"algorithm.teacher_checkpoint={cfg.teacher_checkpoint!r} not found")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = safe_load(ckpt, "algorithm.teacher_checkpoint")
         for key in ("state_dict_ema", "state_dict", "model"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
                 break
         try:
             model.load_state_dict(state)
-        except RuntimeError as e:
+        except (RuntimeError, TypeError, AttributeError) as e:
             raise ConfigError(f"{ckpt} does not fit timm model {cfg.teacher_timm!r} "
                               f"({str(e).splitlines()[0][:120]})") from None
     return model.eval(), {"timm": cfg.teacher_timm, "checkpoint": cfg.teacher_checkpoint or None}
@@ -434,14 +435,16 @@ class DNA(Algorithm):
 
     @dataclass
     class Config:
-        block: int = 0  # the student block (= searchable stage of the space) this run trains and rates
+        block: int = opt(0, ge=0)  # the student block (= searchable stage of the space) this run trains and rates
         teacher: str = ""  # directory written by distilnas train/retrain (arch.json + model.pt)
         teacher_timm: str = ""  # or a timm model name (needs timm; built with pretrained=False)
         teacher_checkpoint: str = ""  # weights of the timm teacher (a local file: there is no download)
         teacher_stages: list[str] = field(default_factory=list)  # modules ending the teacher's stages ([] = stages.0..)
-        teacher_mode: str = "eval"  # eval (paper) | train (official code: batch-statistics BN)
-        depths: list[int] = field(default_factory=list)  # cell depths ([] = 1 .. the stage's depth in the space)
-        metric: str = "rel_l1"  # block score used by the search: rel_l1 (paper) | mse | nsr; lower is better
+        # eval (paper) | train (official code: batch-statistics BN)
+        teacher_mode: str = opt("eval", choices=("eval", "train"))
+        depths: list[int] = opt(default_factory=list, ge=1)  # cell depths ([] = 1 .. the stage's depth in the space)
+        # block score used by the search: rel_l1 (paper) | mse | nsr; lower is better
+        metric: str = opt("rel_l1", choices=METRICS)
 
     @classmethod
     def build_supernet(cls, space: Any, cfg: Any) -> DNABlock:

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import MAX_SEED, ConfigError, opt
 from ..data import DataConfig
+from ..fileio import dumps, prepare_out_dir, run_lock
 from ..train.parallel import append_record, open_records, read_records, run_jobs
 from ..train.standalone import Recipe, recipe_hash
 
@@ -35,15 +37,19 @@ class BenchConfig:
     space_cfg: dict[str, Any] = field(default_factory=dict)  # overrides of the space's config
     data: DataConfig = field(default_factory=DataConfig)
     recipe: Recipe = field(default_factory=Recipe)
-    num_archs: int = 64
-    sample_seed: int = 2026  # which architectures are sampled
+    num_archs: int = opt(64, ge=1)
+    sample_seed: int = opt(2026, ge=0, le=MAX_SEED)  # which architectures are sampled
     connected_only: bool = True  # NB201: skip cells whose output is cut off from their input
     unique: bool = True  # NB201: at most one architecture per isomorphism class
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    workers: int = 2
-    threads_per_worker: int = 1
-    eval_split: str = "test"  # ground truth = top-1 accuracy on this split
+    seeds: list[int] = opt(default_factory=lambda: [0, 1], ge=0, le=MAX_SEED)
+    workers: int = opt(2, ge=1)
+    threads_per_worker: int = opt(1, ge=1)
+    eval_split: str = opt("test", choices=("test", "val", "train"))  # ground truth = top-1 accuracy on this split
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds=[]: list at least one training seed, e.g. seeds=[0, 1]")
 
 
 def _space(cfg: BenchConfig):
@@ -119,11 +125,16 @@ def aggregate_runs(runs: list[dict[str, Any]], archs: list[str] | None = None) -
 def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] | None = None,
                        progress: bool | None = True) -> dict[str, Any]:
     """Train every (arch, seed) not yet in ``out_dir/runs.jsonl``; write and return the table
-    (``progress=None``: a progress bar only when stderr is a terminal)."""
+    (``progress=None``: a progress bar only when stderr is a terminal). One build at a time holds
+    ``out_dir`` (a second one stops with the holder's PID)."""
+    out = prepare_out_dir(out_dir, "ground-truth directory (--out)")
+    with run_lock(out, "ground-truth directory"):
+        return _build(cfg, out, archs, progress)
+
+
+def _build(cfg: BenchConfig, out: Path, archs: list[str] | None, progress: bool | None) -> dict[str, Any]:
     from ..config import to_dict
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     h = _hash(cfg)
     archs = archs if archs is not None else sample_archs(cfg)
     (out / "archs.txt").write_text("\n".join(archs) + "\n")
@@ -140,7 +151,7 @@ def build_ground_truth(cfg: BenchConfig, out_dir: str | Path, archs: list[str] |
                 append_record(f, r)
                 runs.append(r)
     table = {"recipe_hash": h, "config": to_dict(cfg), "archs": aggregate_runs(runs, archs)}
-    (out / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+    (out / "table.json").write_text(dumps(table, indent=1) + "\n")
     return table
 
 

@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import sys
+import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +26,17 @@ import torch
 from torch import nn
 
 from ..algorithms import ALGORITHMS, Algorithm
-from ..config import ConfigError, build_space_config, from_dict, to_dict, dump_yaml
+from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, opt, to_dict, dump_yaml
 from ..data import DataConfig, Splits, load_dataset, make_loader
+from ..devices import resolve_device
 from ..evaluate.scoring import ScoreConfig
-from ..fileio import atomic_open
+from ..fileio import atomic_open, dumps, prepare_out_dir, run_lock
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .standalone import Recipe, make_optimizer
+from .standalone import OPTIMIZERS, SCHEDULES, Recipe, make_optimizer
 
-__all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "resolve_config", "build_run",
+__all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "DivergenceError", "resolve_config", "build_run",
            "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]
 
 
@@ -42,44 +44,49 @@ class RunError(RuntimeError):
     """A run that cannot start as asked (e.g. it would overwrite finished work)."""
 
 
+class DivergenceError(RunError):
+    """Training produced a non-finite loss or gradient (more often than ``train.max_nonfinite`` allows)."""
+
+
 @dataclass
 class TrainConfig:
     """Supernet training: SGD with momentum (or Adam), warm-up then cosine decay, per step."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
+    epochs: int = opt(10, ge=1)
+    batch_size: int = opt(128, ge=1)
+    lr: float = opt(0.05, gt=0)
+    momentum: float = opt(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    grad_clip: float = 5.0  # max global gradient norm; 0 = off
-    optimizer: str = "sgd"  # sgd | adam | rmsprop
-    schedule: str = "cosine"  # cosine | linear | step (x0.9 per epoch) | constant, after the warm-up
+    weight_decay: float = opt(5e-4, ge=0)
+    warmup_epochs: float = opt(0.0, ge=0)
+    label_smoothing: float = opt(0.0, ge=0, lt=1)
+    grad_clip: float = opt(5.0, ge=0)  # max global gradient norm; 0 = off
+    optimizer: str = opt("sgd", choices=OPTIMIZERS)  # sgd | adam | rmsprop
+    schedule: str = opt("cosine", choices=SCHEDULES)  # after warm-up: cosine | linear | step (x0.9/epoch) | constant
     no_decay_bn_bias: bool = False  # no weight decay on biases and BatchNorm weights
     channels_last: bool = True  # channels_last memory format (faster convolutions on CPUs; same numbers)
-    steps_per_epoch: int = 0  # 0 = one pass over the training split; else at most one pass
+    steps_per_epoch: int = opt(0, ge=0)  # 0 = one pass over the training split; else at most one pass
     device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = 0  # torch CPU threads (0 = torch's default)
-    log_every: int = 50  # steps between step lines in metrics.jsonl (0 = epoch lines only)
+    threads: int = opt(0, ge=0)  # torch CPU threads (0 = torch's default)
+    log_every: int = opt(50, ge=0)  # steps between step lines in metrics.jsonl (0 = epoch lines only)
+    max_nonfinite: int = opt(0, ge=0)  # steps with a NaN/inf loss or gradient skipped before the run stops (0 = stop at the first)
 
 
 @dataclass
 class SelectConfig:
     """Final selection: which architectures the trained supernet scores."""
 
-    num_archs: int = 100  # distinct random architectures to score (ignored when archs_file is set)
+    num_archs: int = opt(100, ge=1)  # distinct random architectures to score (ignored when archs_file is set)
     archs_file: str = ""  # score these instead: one architecture string per line
-    top: int = 10  # how many of the best to list in result.json
-    sample_seed: int = 0  # seed of the random candidates
+    top: int = opt(10, ge=1)  # how many of the best to list in result.json
+    sample_seed: int = opt(0, ge=0, le=MAX_SEED)  # seed of the random candidates
 
 
 @dataclass
 class SearchConfig:
     """Everything a search run needs; ``distilnas search CONFIG key=value ...`` fills it."""
 
-    seed: int = 0
+    seed: int = opt(0, ge=0, le=MAX_SEED)
     space: dict[str, Any] = field(default_factory=lambda: {"name": "nb201"})  # name + the space's options
     data: DataConfig = field(default_factory=DataConfig)
     algorithm: dict[str, Any] = field(default_factory=lambda: {"name": "spos"})  # name + its options
@@ -103,11 +110,7 @@ def resolve_config(data: dict[str, Any]) -> SearchConfig:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        if dist.is_distributed() and torch.cuda.is_available():
-            return torch.device("cuda", dist.local_rank())
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return resolve_device(name, "train.device", dist.local_rank() if dist.is_distributed() else None)
 
 
 def check_data(space: SearchSpace[Any], data: Splits, dataset: str) -> None:
@@ -175,6 +178,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     cfg, t = run.cfg, run.cfg.train
     rank, world = dist.rank(), dist.world_size()
     is_main = rank == 0
+    if t.batch_size % world:  # each rank trains on batch_size / world images of every global batch
+        raise ConfigError(f"train.batch_size={t.batch_size} (the global batch) is not divisible by the "
+                          f"{world} data-parallel processes")
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = data.train_x.to(run.device), data.train_y.to(run.device)
     loader = make_loader(x, y, t.batch_size, shuffle=True, drop_last=True, generator=gen,
@@ -182,6 +188,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                          channels_last=t.channels_last)
     if t.channels_last:
         run.supernet.to(memory_format=torch.channels_last)
+    dist.convert_batchnorm(run.supernet)  # torchrun: BatchNorm statistics over the global batch
     if len(loader) == 0:
         raise ConfigError(f"train.batch_size={t.batch_size} is larger than the training split ({len(x)} images)")
     if t.steps_per_epoch > len(loader):
@@ -218,7 +225,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             keep = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
             metrics_path.write_text("".join(ln + "\n" for ln in keep))
     params = [p for p in run.supernet.parameters() if p.requires_grad]
-    mf = open(metrics_path, "a") if (metrics_path is not None and is_main) else None
+    # a fresh run starts metrics.jsonl afresh (a run killed before its first checkpoint left lines)
+    mf = open(metrics_path, "a" if resume else "w") if (metrics_path is not None and is_main) else None
+    nonfinite = 0
     bar = progress_bar(total=t.epochs * steps_per_epoch, desc=f"{cfg.algorithm['name']} search",
                        disable=(None if is_main else True) if progress is None else (not progress or not is_main))
     bar.update(step)
@@ -231,11 +240,18 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 if i == steps_per_epoch:
                     break
                 opt.zero_grad(set_to_none=True)
-                res = run.algorithm.training_step(xb, yb, step, epoch, t.epochs)
+                with dist.global_batch():  # torchrun: BatchNorm over all ranks' parts of the batch
+                    res = run.algorithm.training_step(xb, yb, step, epoch, t.epochs)
+                res = dist.reduce_step(res)  # torchrun: loss and accuracy of the global batch, on every rank
                 dist.all_reduce_grads(params)
-                if t.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(params, t.grad_clip)
-                opt.step()
+                grad_norm = nn.utils.clip_grad_norm_(params, t.grad_clip) if t.grad_clip > 0 else None
+                if not _finite(res.loss, grad_norm, run.device):  # skip the update; stop past train.max_nonfinite
+                    nonfinite += 1
+                    opt.zero_grad(set_to_none=True)
+                    if nonfinite > t.max_nonfinite:
+                        raise DivergenceError(_divergence_message(res.loss, grad_norm, step, epoch, t, ckpt_path))
+                else:
+                    opt.step()
                 sched.step()
                 step += 1
                 passes += res.passes
@@ -249,15 +265,17 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 if i % 10 == 0:
                     bar.set_postfix_str(f"ep {epoch + 1}/{t.epochs} loss {res.loss:.3f}")
                 if mf and t.log_every and step % t.log_every == 0:
-                    mf.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": round(res.loss, 5),
-                                         "lr": sched.get_last_lr()[0]}) + "\n")
+                    mf.write(dumps({"step": step, "epoch": epoch + 1, "loss": round(res.loss, 5),
+                                    "lr": sched.get_last_lr()[0]}) + "\n")
             seconds += time.time() - t0
             extra = run.algorithm.on_epoch_end(epoch)
             line = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(1, samples),
                     **({"train_acc": 100.0 * correct / classified} if classified else {}), "passes": passes,
                     "forward_images": fwd_images, "epoch_seconds": round(time.time() - t0, 2), **extra}
+            if nonfinite:
+                line["nonfinite_steps"] = nonfinite
             if mf:
-                mf.write(json.dumps(line) + "\n")
+                mf.write(dumps(line) + "\n")
                 mf.flush()
             if is_main and progress is not False:
                 acc = f" acc {line['train_acc']:.2f}%" if "train_acc" in line else ""
@@ -277,54 +295,112 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     return {"steps": step, "passes": passes, "forward_images": fwd_images, "train_seconds": round(seconds, 2)}
 
 
+def _finite(loss: float, grad_norm: torch.Tensor | None, device: torch.device) -> bool:
+    """Whether a step's loss and (clipped-from) gradient norm are finite; under torchrun every rank
+    gets the same answer (a non-finite loss on one rank makes the all-reduced gradients non-finite on
+    all, but the losses differ), so the ranks skip or stop together."""
+    ok = math.isfinite(loss) and (grad_norm is None or bool(torch.isfinite(grad_norm)))
+    if dist.world_size() > 1:
+        flag = torch.tensor([0.0 if ok else 1.0], device=device)
+        torch.distributed.all_reduce(flag)
+        ok = flag.item() == 0
+    return ok
+
+
+def _divergence_message(loss: float, grad_norm: torch.Tensor | None, step: int, epoch: int, t: TrainConfig,
+                        ckpt_path: Path | None) -> str:
+    what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {float(grad_norm)}"
+    where = f"step {step + 1} (epoch {epoch + 1})"
+    if ckpt_path is not None and ckpt_path.exists():
+        saved = f"the last good checkpoint is {ckpt_path} (resumable with --resume)"
+    else:
+        saved = "no checkpoint was written before it"
+    return (f"training diverged: {what} at {where}; lower train.lr (now {t.lr:g}) or set train.grad_clip "
+            f"(now {t.grad_clip:g}) in a new --out, or allow a few bad steps with train.max_nonfinite; {saved}")
+
+
 def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
     """Architectures of ``space`` from a file of one string per line (blank lines and ``#`` comments
     skipped); a missing file or a malformed line is a one-line ConfigError naming ``file:line``."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"architecture file {p} is a directory; pass a file with one architecture string per line")
     if not p.is_file():
         raise ConfigError(f"architecture file {p} not found (one architecture string per line)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"architecture file {p} is not a UTF-8 text file; pass one architecture string per line") from None
     archs = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
                 archs.append(space.parse(line))
             except ValueError as e:
                 raise ConfigError(f"{p}:{n}: {e}") from None
+    if not archs:
+        raise ConfigError(f"architecture file {p} holds no architectures (one string per line; blank lines and "
+                          f"# comments are skipped)")
     return archs
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
                progress: bool | None = None) -> dict[str, Any]:
-    """Train the supernet, score candidates, write ``result.json``; returns the result."""
-    out = Path(out_dir)
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists() and not resume:
-        raise RunError(f"{out} already holds a search (checkpoint.pt); pass --resume to continue it "
-                       f"or choose another --out")
-    if resume and not ckpt.exists():
-        raise RunError(f"--resume: no checkpoint.pt in {out}; drop --resume to start a new search there")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    """Train the supernet, score candidates, write ``result.json``; returns the result.
+
+    The run directory is locked for the whole run (:func:`distilnas.fileio.run_lock`): a second run
+    into it stops at once with the holder's PID. Everything that can be checked without data (the
+    device, the output directory, ``select.archs_file``) is checked before the data is loaded."""
     dist.setup()
     is_main = dist.rank() == 0
-    data = load_dataset(cfg.data)
-    run = build_run(cfg)
-    check_data(run.space, data, cfg.data.name)
-    candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_yaml(to_dict(cfg), out / "config.yaml")
-    stats = train_supernet(run, data, out, resume=resume, progress=progress)
-    if not is_main:
-        return {}
-    t0 = time.time()
+    out = Path(out_dir)
+    device = _device(cfg.train.device)
+    with contextlib.ExitStack() as stack:
+        if is_main:
+            prepare_out_dir(out)
+            stack.enter_context(run_lock(out))
+            (out / "checkpoint.pt.tmp").unlink(missing_ok=True)  # left by a kill -9 while saving
+        ckpt = out / "checkpoint.pt"
+        if ckpt.exists() and not resume:
+            raise RunError(f"{out} already holds a search (checkpoint.pt); pass --resume to continue it "
+                           f"or choose another --out")
+        if resume and not ckpt.exists():
+            raise RunError(f"--resume: no checkpoint.pt in {out}; drop --resume to start a new search there")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        run = build_run(cfg, device)
+        candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
+        data = load_dataset(cfg.data)
+        check_data(run.space, data, cfg.data.name)
+        if is_main:
+            dump_yaml(to_dict(cfg), out / "config.yaml")
+        stats = train_supernet(run, data, out, resume=resume, progress=progress)
+        if not is_main:
+            return {}
+        return _select(run, data, candidates, out, stats, progress)
+    raise AssertionError("unreachable")
+
+
+def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, stats: dict[str, Any],
+            progress: bool | None) -> dict[str, Any]:
+    """Score the candidates into ``out/scores.jsonl`` and write ``out/result.json``. A score that is not
+    finite (a path whose shared weights overflow) is kept in scores.jsonl as null, listed under
+    ``nonfinite`` in the result and never selected."""
+    cfg, t0 = run.cfg, time.time()
     if candidates is None:
         candidates = run.algorithm.candidates(cfg.select.num_archs, random.Random(cfg.select.sample_seed))
-    scores = []
+    scores, bad = [], []
     with atomic_open(out / "scores.jsonl") as f:
         for r in run.algorithm.score(candidates, data, cfg.score, progress, channels_last=cfg.train.channels_last):
-            f.write(json.dumps(r) + "\n")
-            scores.append(r)
+            f.write(dumps(r) + "\n")
+            finite = all(math.isfinite(v) for v in r.values() if isinstance(v, float))
+            (scores if finite else bad).append(r)
+    if not scores:
+        raise DivergenceError(f"none of the {len(bad)} scored architectures has a finite score (the supernet's "
+                              f"weights are not finite); see {out / 'scores.jsonl'}; train again with a lower train.lr")
+    if bad:
+        print(f"distilnas: warning: {len(bad)} of {len(bad) + len(scores)} architectures have non-finite scores "
+              f"and cannot be selected (listed under 'nonfinite' in result.json)", file=sys.stderr)
     final = run.algorithm.finalize(scores, cfg.select.top)
     ranked = final.pop("ranked")
     for r in ranked:
@@ -332,22 +408,36 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
             r.update(run.space.cost(run.space.parse(r["arch"])))
     result = {"algorithm": cfg.algorithm["name"], "space": cfg.space["name"], "seed": cfg.seed,
               "arch": ranked[0]["arch"] if ranked else None, "best": ranked[0] if ranked else None,
-              "top": ranked, "num_scored": len(scores), **stats, "score_seconds": round(time.time() - t0, 2),
-              **final}
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+              "top": ranked, "num_scored": len(scores) + len(bad), **stats,
+              "score_seconds": round(time.time() - t0, 2), **final}
+    if bad:
+        result["nonfinite"] = [r["arch"] for r in bad]
+    with atomic_open(out / "result.json") as f:
+        f.write(dumps(result, indent=2) + "\n")
     return result
 
 
 def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
-    """Rebuild a trained supernet from a search checkpoint (config and weights)."""
+    """Rebuild a trained supernet from a search checkpoint (config and weights); ``path`` may be the
+    run directory. ``overrides`` are whole sections merged into the saved config (e.g. ``{"data":
+    {...}}``); an override that changes the network so that the weights no longer fit is named as such."""
     state = load_checkpoint(path)
-    data = state.get("config") or {}
-    if overrides:
-        data = {**data, **overrides}
+    saved = state.get("config") or {}
+    data = {**saved, **overrides} if overrides else saved
     cfg = resolve_config(data)
     run = build_run(cfg)
     try:
         run.supernet.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as e:
+    except (KeyError, RuntimeError, TypeError, AttributeError) as e:
+        changed = []
+        if overrides:
+            try:
+                base = to_dict(resolve_config(saved))
+            except ConfigError:
+                base = saved
+            changed = [d for d in _config_diff(to_dict(cfg), base) if d.split(".")[0] in ("space", "algorithm")]
+        if changed:
+            raise CheckpointError(f"overriding {changed[0]} does not fit the weights in {path} (it changes the "
+                                  f"network the checkpoint was trained as); drop that override") from None
         raise CheckpointError(f"checkpoint {path} does not match its own config ({type(e).__name__})") from None
     return run, state

@@ -4,23 +4,41 @@ The pattern behind ``distilnas bench build`` and ``distilnas random-search``: ev
 standalone; jobs run in ``workers`` processes of the ``spawn`` context (safe with CUDA and with torch's
 thread pools) with a few torch threads each (on small CPUs several one-thread processes beat one process
 with several threads); every finished result is appended to ``runs.jsonl`` and synced at once, so an
-interrupted run resumes and keeps finished work; a line cut off by a kill is simply redone.
+interrupted run resumes and keeps finished work; a line cut off by a kill is simply redone. Workers die
+with their parent (``kill``, ``kill -9``, Ctrl-C): none is left training on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import sys
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
+from ..fileio import dumps
+
 __all__ = ["run_jobs", "torch_threads", "read_records", "open_records", "append_record"]
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
+    """Set up a worker process: ``threads`` torch threads; Ctrl-C is left to the parent (which stops the
+    pool); and on Linux the worker is killed when its parent dies, even by ``kill -9``
+    (``prctl(PR_SET_PDEATHSIG)``), so no orphan keeps training and holding memory."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
     import torch
 
     torch.set_num_threads(threads)
@@ -72,20 +90,24 @@ def run_jobs(fn: Callable[..., dict[str, Any]], jobs: Sequence[tuple[Any, ...]],
                     bar.set_postfix_str(postfix(r))
                 yield r
             return
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                   initargs=(threads,))
+        pool = get_context("spawn").Pool(min(workers, len(jobs)), _init_worker, (threads, os.getpid()))
         try:
-            futures = [pool.submit(fn, *job) for job in jobs]
-            for fut in as_completed(futures):
-                r = fut.result()
+            for r in pool.imap_unordered(_call, [(fn, job) for job in jobs]):
                 bar.update(1)
                 if postfix:
                     bar.set_postfix_str(postfix(r))
                 yield r
-        finally:  # an interrupt or error: drop the jobs not started, wait for the running ones
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
+        finally:  # normal end: the workers have finished; an interrupt or error: stop them now
+            pool.terminate()
+            pool.join()
     finally:
         bar.close()
+
+
+def _call(item: tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]) -> dict[str, Any]:
+    fn, job = item
+    return fn(*job)
 
 
 def read_records(path: str | Path, key: str, value: Any) -> list[dict[str, Any]]:
@@ -121,6 +143,6 @@ def open_records(path: str | Path) -> IO[str]:
 
 def append_record(f: IO[str], record: dict[str, Any]) -> None:
     """Append one JSON line to the open file ``f`` and sync it to disk."""
-    f.write(json.dumps(record) + "\n")
+    f.write(dumps(record) + "\n")  # NaN (a diverged training) as null: valid JSON
     f.flush()
     os.fsync(f.fileno())

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, build_space_config, dump_yaml, from_dict, to_dict
+from ..config import MAX_SEED, ConfigError, build_space_config, dump_yaml, from_dict, opt, to_dict
 from ..data import DataConfig, Splits, load_dataset
+from ..devices import resolve_device
+from ..fileio import dumps, prepare_out_dir, run_lock
 from ..spaces import SearchSpace, create_space
 from .loop import check_data
 from .parallel import append_record, open_records, read_records, run_jobs
-from .retrain import resolve_device
 from .standalone import Recipe, recipe_hash, train_standalone
 
 __all__ = ["RandomSearchConfig", "sample_in_flops_range", "random_search"]
@@ -39,15 +40,15 @@ TRIES_PER_ARCH = 1000  # rejection-sampling budget: this many samples per wanted
 class RandomSearchConfig:
     """What a random-search baseline run needs; ``distilnas random-search CONFIG key=value ...`` fills it."""
 
-    seed: int = 0  # samples the candidates, initialises each one and orders its batches
+    seed: int = opt(0, ge=0, le=MAX_SEED)  # samples the candidates, initialises each one and orders its batches
     space: dict[str, Any] = field(default_factory=lambda: {"name": "nb201"})  # name + the space's options
     data: DataConfig = field(default_factory=DataConfig)
-    num_archs: int = 20  # N distinct candidates
-    flops_min: float = 0.0  # FLOPs range of the candidates (2 FLOPs per multiply-add)
-    flops_max: float = 0.0  # 0 = unbounded
+    num_archs: int = opt(20, ge=1)  # N distinct candidates
+    flops_min: float = opt(0.0, ge=0)  # FLOPs range of the candidates (2 FLOPs per multiply-add)
+    flops_max: float = opt(0.0, ge=0)  # 0 = unbounded
     search_recipe: Recipe = field(default_factory=lambda: Recipe(epochs=3))  # short training per candidate
-    top: int = 10  # how many of the best to list in result.json
-    workers: int = 1  # parallel processes, one torch thread each (1 = in this process, one thread)
+    top: int = opt(10, ge=1)  # how many of the best to list in result.json
+    workers: int = opt(1, ge=1)  # parallel processes, one torch thread each (1 = in this process, one thread)
     device: str = "auto"  # auto = cuda when available, else cpu
 
 
@@ -142,17 +143,21 @@ def random_search(cfg: RandomSearchConfig, out_dir: str | Path, progress: bool |
     _check(cfg)
     space = _space(cfg)
     cfg = dataclasses.replace(cfg, space={"name": space.name, **to_dict(space.cfg)})  # saved in full
-    out = Path(out_dir)
+    resolve_device(cfg.device)
+    out = prepare_out_dir(out_dir)
+    with run_lock(out, "random-search directory"):
+        return _search(cfg, space, out, progress)
+
+
+def _search(cfg: RandomSearchConfig, space: SearchSpace[Any], out: Path, progress: bool | None) -> dict[str, Any]:
     t0 = time.time()
     data = load_dataset(cfg.data)
     check_data(space, data, cfg.data.name)
     if cfg.search_recipe.batch_size > len(data.train_y):
         raise ConfigError(f"search_recipe.batch_size={cfg.search_recipe.batch_size} is larger than the "
                           f"training split ({len(data.train_y)} images)")
-    resolve_device(cfg.device)
     archs = [str(a) for a in sample_in_flops_range(space, cfg.num_archs, random.Random(cfg.seed),
                                                    cfg.flops_min, cfg.flops_max)]
-    out.mkdir(parents=True, exist_ok=True)
     cfg_dict = to_dict(cfg)
     dump_yaml(cfg_dict, out / "config.yaml")
     h = recipe_hash(cfg.search_recipe, {"space": cfg.space, "data": cfg.data.identity(), "seed": cfg.seed,
@@ -179,5 +184,5 @@ def random_search(cfg: RandomSearchConfig, out_dir: str | Path, progress: bool |
               "trained_now": len(todo), "flops_min": cfg.flops_min, "flops_max": cfg.flops_max,
               "recipe_hash": recipe_hash(cfg.search_recipe),
               "train_seconds": round(sum(r["seconds"] for r in rows), 2), "seconds": round(time.time() - t0, 2)}
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "result.json").write_text(dumps(result, indent=2) + "\n")
     return result

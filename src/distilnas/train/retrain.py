@@ -37,16 +37,18 @@ import torch
 from torch import nn
 
 from ..arch import ArchError
-from ..config import ConfigError, build_space_config, from_dict, load_yaml, to_dict
+from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, load_yaml, opt, to_dict
 from ..data import DataConfig, load_dataset
+from ..devices import resolve_device
+from ..fileio import dumps, prepare_out_dir
 from ..spaces import SearchSpace, create_space
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, safe_load
 from .loop import RunError, check_data
 from .parallel import torch_threads
 from .standalone import Recipe, recipe_hash, train_standalone
 
 __all__ = ["RetrainConfig", "ExportError", "resolve_target", "retrain", "train_architecture",
-           "load_exported", "save_onnx", "missing_onnx_packages", "resolve_device", "ARCH_FORMAT"]
+           "load_exported", "save_onnx", "missing_onnx_packages", "ARCH_FORMAT"]
 
 ARCH_FORMAT = "distilnas-arch"
 ONNX_PACKAGES = ("onnx", "onnxscript")  # torch.onnx.export's default (dynamo) exporter needs both
@@ -61,24 +63,16 @@ class ExportError(RuntimeError):
 class RetrainConfig:
     """``distilnas retrain`` / ``distilnas train``: one architecture trained standalone from scratch."""
 
-    seed: int = 0  # initialises the network and orders the batches
+    seed: int = opt(0, ge=0, le=MAX_SEED)  # initialises the network and orders the batches
     space: dict[str, Any] = field(default_factory=lambda: {"name": "nb201"})  # name + the space's options
     data: DataConfig = field(default_factory=DataConfig)
     recipe: Recipe = field(default_factory=Recipe)
     device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = 0  # torch CPU threads while training (0 = leave as is)
+    threads: int = opt(0, ge=0)  # torch CPU threads while training (0 = leave as is)
     export_onnx: bool | str = "auto"  # auto: model.onnx when onnx + onnxscript import; true: required; false: skip
 
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (cuda when available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"device={name!r} is not auto, cpu or cuda[:N]")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
-    return torch.device(name)
+    def __post_init__(self) -> None:
+        _onnx_mode(self.export_onnx)
 
 
 def _onnx_mode(value: bool | str) -> Literal["auto", "true", "false"]:
@@ -185,7 +179,7 @@ def resolve_target(target: str | Path, overrides: Mapping[str, Any] | None = Non
 
 # ---------------------------------------------------------------------------------------------------
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    path.write_text(dumps(obj, indent=2) + "\n")
 
 
 def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = None,
@@ -215,14 +209,14 @@ def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = N
     space = _space(cfg.space)
     a = space.parse(arch)
     device = resolve_device(cfg.device)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        _check_out(out_dir)
     data = load_dataset(cfg.data)
     check_data(space, data, cfg.data.name)
     if cfg.recipe.batch_size > len(data.train_y):
         raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is larger than the training split "
                           f"({len(data.train_y)} images); lower it or raise data.train_size")
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        _check_out(out_dir)
     model = space.build(a, seed=cfg.seed)
     cost = space.cost(a)
     t0 = time.time()
@@ -269,7 +263,9 @@ def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = N
 
 
 def _check_out(out: Path) -> None:
-    """Refuse to write into a search's run directory (its result.json would be replaced)."""
+    """Refuse to write into a search's run directory (its result.json would be replaced) or into a path
+    that cannot hold a directory (a file in the way, read-only)."""
+    prepare_out_dir(out, "output directory (--out)")
     prev = out / "result.json"
     if prev.is_file():
         try:
@@ -325,9 +321,10 @@ def load_exported(path: str | Path, map_location: str | torch.device = "cpu") ->
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found next to {meta_path.name}")
     model = space.build(arch, seed=0)
+    state = safe_load(weights, "model weights", map_location)
     try:
-        model.load_state_dict(torch.load(weights, map_location=map_location, weights_only=True))
-    except (RuntimeError, ValueError) as e:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{weights} does not fit the network of {meta_path} "
                               f"({str(e).splitlines()[0][:120]})") from None
     return model.to(map_location).eval()
