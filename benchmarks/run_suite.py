@@ -1,23 +1,34 @@
-"""Run a suite of searches over seeds and rank each supernet against a ground-truth table.
+"""Run a suite of searches over paired seeds and compare each supernet's ranking with intervals.
 
     python benchmarks/run_suite.py benchmarks/suites/nb201_fmnist16.yaml --out runs/suite [--parallel 2]
-        [--only spos,cream] [--seeds 0,1,2] [--summary-only]
+        [--only spos,cream] [--seeds 0,1,2] [--summary-only] [--markdown] [--results FILE]
 
-For every (entry, seed) of the suite: ``distilnas search CONFIG --out OUT/<label>/seed<s> seed=<s>``
-(resumed when interrupted, skipped when finished), then ``distilnas score`` of the ground-truth
-architectures with the trained supernet, then the ranking metrics against the table (by validation
-accuracy, and by validation loss). ``--parallel N`` runs N searches at a time with one torch thread each.
-Writes OUT/summary.csv (one row per run) and OUT/summary.json (per entry: mean, std over seeds of every
-metric, wall times), and prints a table with the noise ceiling of the ground truth.
+For every (seed, entry) of the suite, seed by seed so that a cut-off suite still holds paired seeds:
+``distilnas search CONFIG --out OUT/<label>/seed<s> seed=<s> train.threads=1`` (resumed when
+interrupted, skipped when finished), then ``distilnas score`` of every ground-truth architecture with
+the trained supernet (resumable too). The scores are copied to the suite's ``predictions`` folder (small
+JSON lines, meant to be committed), from which every figure is computed:
 
-A suite file::
+* per entry and seed, Kendall tau of the supernet's validation accuracy against the ground truth (mean
+  over its training seeds), on the **report** half of the architectures (and, separately, the tuning
+  half): presets may be tuned on the tuning half only;
+* per entry, the mean over seeds with a 95% interval from a bootstrap that resamples seeds and
+  architectures together; against the baseline (and each ablation against its method), the paired
+  difference with its interval and a verdict: better / worse / no evidence (the interval holds 0).
 
-    truth: benchmarks/groundtruth/nb201_fmnist16     # a `distilnas bench build` directory
-    seeds: [0, 1, 2]
+Writes OUT/summary.csv (one row per run), OUT/summary.json, the ``--results`` JSON (default: the suite's
+``results`` key) and prints a table. A suite file::
+
+    truth: [benchmarks/groundtruth/nb201_fmnist16, benchmarks/groundtruth/nb201_fmnist16_more]
+    split: benchmarks/groundtruth/nb201_fmnist16_split.json     # {"tuning": [...], "report": [...]}
+    predictions: benchmarks/results/nb201_fmnist16               # <label>/seed<s>.jsonl
+    results: benchmarks/results/nb201_fmnist16.json
+    baseline: spos
+    seeds: [0, 1, 2, 3, 4, 5, 6, 7]
     runs:
       - {label: spos, config: configs/bench/spos_nb201_fmnist16.yaml}
-      - {label: rdnas-hamming, config: configs/bench/rdnas_nb201_fmnist16.yaml,
-         overrides: [algorithm.sampler=hamming, algorithm.mu=4.8]}
+      - {label: cream-random, config: configs/bench/cream_nb201_fmnist16.yaml,
+         overrides: [algorithm.pick=random], compare_to: cream}
 """
 
 from __future__ import annotations
@@ -25,134 +36,205 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from distilnas.evaluate.groundtruth import load_truth
-from distilnas.evaluate.metrics import align, noise_ceiling, rank_metrics
+from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap
 
-KEYS = ("kendall_tau", "spearman", "pearson", "top10_tau", "top20_tau", "precision@10", "cpr")
+RESAMPLES = 2000
 
 
-def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, truth_dir: Path) -> dict:
-    """Search, score the ground-truth architectures, rank; returns one summary row."""
+def truth_dirs(suite: dict[str, Any]) -> list[Path]:
+    t = suite["truth"]
+    return [Path(p) for p in ([t] if isinstance(t, str) else t)]
+
+
+def all_archs(suite: dict[str, Any]) -> list[str]:
+    """Every architecture of the suite's ground-truth folders (their archs.txt), in order."""
+    out: list[str] = []
+    for d in truth_dirs(suite):
+        out += [ln.strip() for ln in (d / "archs.txt").read_text().splitlines() if ln.strip()]
+    return list(dict.fromkeys(out))
+
+
+def load_truths(suite: dict[str, Any]) -> dict[str, list[float]]:
+    """arch -> per-seed accuracies, merged over the suite's tables (built so far)."""
+    out: dict[str, list[float]] = {}
+    for d in truth_dirs(suite):
+        if (d / "table.json").exists():
+            out.update(load_truth(d / "table.json"))
+        elif (d / "runs.jsonl").exists():  # a table still being built: its finished runs
+            for line in (d / "runs.jsonl").read_text().splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                out.setdefault(r["arch"], []).append(float(r["accuracy"]))
+    return out
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    with open(log, "a") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.flush()
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+
+
+def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, archs_file: Path,
+            predictions: Path | None) -> dict[str, Any]:
+    """Search, score every ground-truth architecture, copy the scores to ``predictions``."""
     run_dir = out / label / f"seed{seed}"
-    env_cmd = [sys.executable, "-m", "distilnas.cli"]
+    exe = [sys.executable, "-m", "distilnas.cli"]
     log = out / label / f"seed{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    ran = False
+    t0, ran = time.time(), False
     if not (run_dir / "result.json").exists():
         ran = True
         resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
-        cmd = [*env_cmd, "search", config, "--out", str(run_dir), *resume, f"seed={seed}", "train.threads=1",
-               *overrides]
-        with open(log, "a") as f:
-            f.write(" ".join(cmd) + "\n")
-            f.flush()
-            subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+        _run([*exe, "search", config, "--out", str(run_dir), *resume, f"seed={seed}", "train.threads=1", *overrides],
+             log)
     scores = run_dir / "gt_scores.jsonl"
     if not scores.exists():
-        cmd = [*env_cmd, "score", str(run_dir / "checkpoint.pt"), "--archs", str(truth_dir / "archs.txt"),
-               "--out", str(scores), "train.threads=1"]
-        with open(log, "a") as f:
-            f.write(" ".join(cmd) + "\n")
-            f.flush()
-            subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+        _run([*exe, "score", str(run_dir), "--archs", str(archs_file), "--out", str(scores), "train.threads=1"], log)
     result = json.loads((run_dir / "result.json").read_text())
-    truth = load_truth(truth_dir / "table.json")
-    rows = [json.loads(line) for line in scores.read_text().splitlines() if line.strip()]
-    row = {"label": label, "seed": seed, "train_seconds": result.get("train_seconds"),
-           "score_seconds": result.get("score_seconds"), "passes": result.get("passes"),
-           "forward_images": result.get("forward_images"), "selected": result.get("arch")}
-    for name, pred in (("acc", {r["arch"]: r["accuracy"] for r in rows}),
-                       ("loss", {r["arch"]: -r["loss"] for r in rows})):
-        _, p, t = align(pred, truth)
-        m = rank_metrics(p, t, bootstrap=0)
-        row.update({f"{name}_{k}": m[k] for k in KEYS})
-    row["wall_seconds"] = round(time.time() - t0, 1) if ran else None  # None: trained by an earlier call
-    return row
+    if predictions is not None:
+        dst = predictions / label / f"seed{seed}.jsonl"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(scores, dst)
+        meta = {k: result.get(k) for k in ("arch", "train_seconds", "score_seconds", "passes", "steps")}
+        (predictions / label / f"seed{seed}.result.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return {"label": label, "seed": seed, "selected": result.get("arch"), "train_seconds": result.get("train_seconds"),
+            "wall_seconds": round(time.time() - t0, 1) if ran else None}
+
+
+def read_predictions(path: Path) -> dict[str, float]:
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return {r["arch"]: (np.nan if r.get("accuracy") is None else float(r["accuracy"])) for r in rows}
+
+
+def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
+              resamples: int = RESAMPLES) -> dict[str, Any]:
+    """The comparison from the prediction files: per half, per entry, paired over the seeds that every
+    entry has finished."""
+    truth = load_truths(suite)
+    split = json.loads(Path(suite["split"]).read_text()) if suite.get("split") else {"report": list(truth)}
+    avail = {lab: [s for s in seeds if (predictions / lab / f"seed{s}.jsonl").exists()] for lab in labels}
+    labels = [lab for lab in labels if avail[lab]]
+    common = [s for s in seeds if all(s in avail[lab] for lab in labels)]
+    preds = {(lab, s): read_predictions(predictions / lab / f"seed{s}.jsonl") for lab in labels for s in avail[lab]}
+    compare = [(r["label"], r["compare_to"]) for r in suite["runs"] if r.get("compare_to")]
+    halves: dict[str, Any] = {}
+    for half in [h for h in ("report", "tuning") if h in split]:
+        archs = [a for a in split[half] if a in truth and len(truth[a]) >= 2
+                 and all(np.isfinite(preds[(lab, s)].get(a, np.nan)) for lab in labels for s in common)]
+        out: dict[str, Any] = {"num_archs": len(archs)}
+        if len(archs) >= 3:
+            t = np.array([np.mean(truth[a]) for a in archs])
+            out["noise_ceiling"] = noise_ceiling({a: truth[a] for a in archs})["kendall_tau"]
+        if len(archs) >= 3 and common:
+            arrays = {lab: np.array([[preds[(lab, s)][a] for a in archs] for s in common]) for lab in labels}
+            boot = seed_arch_bootstrap(arrays, t, baseline=suite.get("baseline"), pairs=compare,
+                                       resamples=resamples)
+            out["entries"] = {lab: {"seeds": common, **boot[lab]} for lab in labels}
+        halves[half] = out
+    return {"seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
+            "split": suite.get("split"), "baseline": suite.get("baseline"), "resamples": resamples}
+
+
+def results_json(summary: dict[str, Any]) -> dict[str, Any]:
+    """The committed machine-readable summary: the report half, plus the tuning half for reference."""
+    rep = summary["halves"].get("report", {})
+    out: dict[str, Any] = {"about": "Kendall tau of supernet validation accuracy vs ground truth (mean of 3 training "
+                                    "seeds) on the report half; ci95 from a bootstrap over seeds and architectures "
+                                    "together; diffs paired by seed (benchmarks/run_suite.py)",
+                           "noise_ceiling": rep.get("noise_ceiling"), "num_archs": rep.get("num_archs"),
+                           "truth": summary["truth"], "split": summary["split"], "resamples": summary["resamples"],
+                           "entries": {}}
+    tuning = summary["halves"].get("tuning", {}).get("entries", {})
+    for lab, e in rep.get("entries", {}).items():
+        entry = {k: e[k] for k in ("seeds", "tau", "mean", "ci95")}
+        entry.update({k: v for k, v in e.items() if k.startswith("diff_vs_")})
+        if lab in tuning:
+            entry["tuning_half"] = {"mean": tuning[lab]["mean"], "ci95": tuning[lab]["ci95"]}
+        out["entries"][lab] = entry
+    return out
+
+
+def print_table(summary: dict[str, Any], markdown: bool) -> None:
+    for half, h in summary["halves"].items():
+        if "entries" not in h:
+            print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet")
+            continue
+        print(f"{half} half: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}, "
+              f"seeds {summary['seeds']}")
+        head = ["entry", "tau (mean)", "95% CI", "diff", "diff 95% CI", "verdict", "tau per seed"]
+        rows = []
+        for lab, e in h["entries"].items():
+            d = next((v | {"ref": k[8:]} for k, v in e.items() if k.startswith("diff_vs_")), None)
+            rows.append([lab, f"{e['mean']:.3f}", f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]",
+                         f"{d['mean']:+.3f} vs {d['ref']}" if d else "",
+                         f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
+                         ", ".join(f"{v:.3f}" for v in e["tau"])])
+        if markdown:
+            print("| " + " | ".join(head) + " |")
+            print("|---" * len(head) + "|")
+            for r in rows:
+                print("| " + " | ".join(r) + " |")
+        else:
+            widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+            for r in [head, *rows]:
+                print("  ".join(x.ljust(w) for x, w in zip(r, widths)))
+        print()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--out", required=True, help="run directories (searches, logs, summary)")
+    ap.add_argument("--parallel", type=int, default=1, help="searches at a time (one torch thread each)")
     ap.add_argument("--only", default="", help="comma-separated labels to run (default all)")
     ap.add_argument("--seeds", default="", help="comma-separated seeds (default the suite's)")
-    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs)")
-    ap.add_argument("--summary-only", action="store_true",
-                    help="train nothing: summarise the runs that have finished (scored) so far")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for docs)")
+    ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the predictions so far")
+    ap.add_argument("--results", default=None, help="write the results JSON here (default: the suite's 'results')")
+    ap.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap rounds")
     args = ap.parse_args()
     suite = yaml.safe_load(Path(args.suite).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    truth_dir = Path(suite["truth"])
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(suite["seeds"])
     only = set(args.only.split(",")) if args.only else None
-    jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s)
-            for r in suite["runs"] if only is None or r["label"] in only for s in seeds]
-    if args.summary_only:
-        jobs = [j for j in jobs if (out / j[0] / f"seed{j[3]}" / "gt_scores.jsonl").exists()]
-        if not jobs:
-            sys.exit(f"error: no finished runs under {out}; run the suite without --summary-only first")
-    with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda j: run_one(*j, out, truth_dir), jobs))
-
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    truth = load_truth(truth_dir / "table.json")
-    ceiling = noise_ceiling({a: v for a, v in truth.items() if len(v) >= 2})
-    summary = {"noise_ceiling": ceiling, "entries": {}}
-    for label in dict.fromkeys(r["label"] for r in rows):
-        mine = [r for r in rows if r["label"] == label]
-        entry = {"seeds": [r["seed"] for r in mine]}
-        for k in [k for k in mine[0] if k.startswith(("acc_", "loss_")) or k.endswith("seconds")]:
-            vals = np.array([r[k] for r in mine if r[k] is not None], dtype=float)
-            if not len(vals):
-                continue
-            entry[k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                        "values": vals.tolist()}
-        summary["entries"][label] = entry
+    runs = [r for r in suite["runs"] if only is None or r["label"] in only]
+    labels = [r["label"] for r in runs]
+    predictions = Path(suite.get("predictions") or out / "predictions")
+    rows: list[dict[str, Any]] = []
+    if not args.summary_only:
+        archs_file = out / "truth_archs.txt"
+        archs_file.write_text("\n".join(all_archs(suite)) + "\n")
+        jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s) for s in seeds for r in runs]
+        with ThreadPoolExecutor(args.parallel) as pool:
+            rows = list(pool.map(lambda j: run_one(*j, out, archs_file, predictions), jobs))
+        with open(out / "summary.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    summary = summarize(suite, labels, seeds, predictions, args.resamples)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-
+    target = args.results or suite.get("results")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(json.dumps(results_json(summary), indent=1) + "\n")
     print_table(summary, args.markdown)
 
-
-def print_table(summary: dict, markdown: bool) -> None:
-    """Print one row per entry: mean ± std over seeds (and the seeds' values in Markdown)."""
-    c = summary["noise_ceiling"]
-    print(f"noise ceiling (tau between ground-truth seeds): {c['kendall_tau']:.3f} "
-          f"(spearman {c['spearman']:.3f}, top10 {c['top10_tau']:.3f}, top20 {c['top20_tau']:.3f}, n={c['n']}, "
-          f"seed pairs {c['seed_pairs']})")
-    cols = [("tau (acc)", "acc_kendall_tau"), ("tau (loss)", "loss_kendall_tau"), ("Spearman", "acc_spearman"),
-            ("top10 tau", "acc_top10_tau"), ("top20 tau", "acc_top20_tau"), ("P@10", "acc_precision@10")]
-
-    def cell(e: dict, k: str) -> str:  # one seed: its value, no spread
-        return f"{e[k]['mean']:.3f}" + (f"±{e[k]['std']:.3f}" if len(e[k]["values"]) > 1 else "")
-
-    if markdown:
-        print("| entry | seeds | " + " | ".join(n for n, _ in cols) + " | tau (acc) per seed | train s |")
-        print("|---" * (len(cols) + 4) + "|")
-        for label, e in summary["entries"].items():
-            per_seed = ", ".join(f"{v:.3f}" for v in e["acc_kendall_tau"]["values"])
-            train = f"{e['train_seconds']['mean']:.0f}" if "train_seconds" in e else "-"
-            print(f"| {label} | {len(e['seeds'])} | " + " | ".join(cell(e, k) for _, k in cols)
-                  + f" | {per_seed} | {train} |")
-        return
-    print(f"{'entry':22s} " + " ".join(f"{n:>13s}" for n, _ in cols) + f" {'train s':>9s}")
-    for label, e in summary["entries"].items():
-        train = f"{e['train_seconds']['mean']:9.0f}" if "train_seconds" in e else f"{'-':>9s}"
-        print(f"{label:22s} " + " ".join(f"{cell(e, k):>13s}" for _, k in cols) + f" {train}")
 
 if __name__ == "__main__":
     main()

@@ -257,3 +257,12 @@ def test_score_archs_without_recalibration_keeps_running_stats(scoring_setup):
     rows = list(score_archs(sn, [space.sample(random.Random(1))], data, cfg))
     assert len(rows) == 1 and set(rows[0]) == {"arch", "accuracy", "loss"}
     assert all(torch.equal(before[k], v) for k, v in sn.state_dict().items())
+
+
+def test_result_records_the_platform(trained_run):
+    """A seed pins a run on one platform only: result.json says which (versions, CPU kernels, threads)."""
+    import json
+
+    env = json.loads((trained_run / "result.json").read_text())["environment"]
+    assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1 and env["device"] == "cpu"
+    assert env["cpu"] and env["cpu_capability"] and env["distilnas"]

@@ -14,7 +14,9 @@ from distilnas.evaluate.metrics import (
     format_table,
     noise_ceiling,
     rank_metrics,
+    seed_arch_bootstrap,
     summarize_seeds,
+    verdict,
 )
 
 
@@ -263,3 +265,53 @@ def test_vectorised_bootstrap_statistics_match_scipy_with_ties():
     for b in range(20):
         assert taus[b] == pytest.approx(stats.kendalltau(xs[b], ys[b]).statistic)
         assert rhos[b] == pytest.approx(stats.spearmanr(xs[b], ys[b]).statistic)
+
+
+# -- seeds x architectures bootstrap (benchmarks/run_suite.py) ------------------------------------------------
+def _noisy(truth, scale, seeds, rng):
+    return truth + rng.normal(scale=scale, size=(seeds, truth.shape[0]))
+
+
+def test_seed_arch_bootstrap_means_and_per_seed_taus():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=40)
+    preds = {"a": _noisy(truth, 1.0, 4, rng), "b": _noisy(truth, 1.0, 4, rng)}
+    out = seed_arch_bootstrap(preds, truth, baseline="a", resamples=300)
+    for k, a in preds.items():
+        taus = [stats.kendalltau(row, truth).statistic for row in a]
+        assert out[k]["tau"] == pytest.approx(taus) and out[k]["mean"] == pytest.approx(np.mean(taus))
+        lo, hi = out[k]["ci95"]
+        assert lo < out[k]["mean"] < hi
+    d = out["b"]["diff_vs_a"]
+    assert d["mean"] == pytest.approx(out["b"]["mean"] - out["a"]["mean"]) and "diff_vs_a" not in out["a"]
+
+
+def test_seed_arch_bootstrap_verdicts():
+    """A clearly better predictor is 'better', an equally noisy one 'no evidence', a worse one 'worse'."""
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=64)
+    preds = {"base": _noisy(truth, 1.0, 8, rng), "good": _noisy(truth, 0.2, 8, rng),
+             "same": _noisy(truth, 1.0, 8, rng), "bad": _noisy(truth, 5.0, 8, rng)}
+    out = seed_arch_bootstrap(preds, truth, baseline="base", pairs=[("same", "good")], resamples=500)
+    assert out["good"]["diff_vs_base"]["verdict"] == "better"
+    assert out["same"]["diff_vs_base"]["verdict"] == "no evidence"
+    assert out["bad"]["diff_vs_base"]["verdict"] == "worse"
+    assert out["same"]["diff_vs_good"]["verdict"] == "worse"
+
+
+def test_seed_arch_bootstrap_interval_widens_with_seed_noise():
+    """Seeds that disagree (a per-seed offset in quality) widen the interval beyond the architectures' share."""
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=64)
+    steady = np.stack([truth + rng.normal(scale=1.0, size=64) for _ in range(6)])
+    scales = [0.2, 3.0, 0.2, 3.0, 0.2, 3.0]
+    shaky = np.stack([truth + rng.normal(scale=s, size=64) for s in scales])
+    out = seed_arch_bootstrap({"steady": steady, "shaky": shaky}, truth, resamples=500)
+    width = {k: v["ci95"][1] - v["ci95"][0] for k, v in out.items()}
+    assert width["shaky"] > width["steady"]
+
+
+def test_seed_arch_bootstrap_rejects_unpaired_shapes():
+    with pytest.raises(ValueError, match="same S"):
+        seed_arch_bootstrap({"a": np.zeros((3, 5)), "b": np.zeros((2, 5))}, np.arange(5.0))
+    assert verdict(0.01, 0.2) == "better" and verdict(-0.2, -0.01) == "worse" and verdict(-0.1, 0.1) == "no evidence"

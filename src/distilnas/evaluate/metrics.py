@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -31,6 +32,8 @@ __all__ = [
     "align",
     "noise_ceiling",
     "summarize_seeds",
+    "seed_arch_bootstrap",
+    "verdict",
     "format_table",
     "DEFAULT_TABLE_KEYS",
 ]
@@ -400,6 +403,96 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (
     out["seed_pairs"] = used_pairs
     out["seed_std"] = float(np.mean([np.std(v, ddof=1) for v in rows.values()]))
     return out
+
+
+def _mean_tau_over_seeds(pred: np.ndarray, truth: np.ndarray, seed_idx: np.ndarray,
+                         arch_idx: np.ndarray) -> np.ndarray:
+    """(B,) mean over the resampled seeds of Kendall tau-b on the resampled architectures.
+
+    ``pred`` (S, n); ``truth`` (n,); ``seed_idx`` (B, S') and ``arch_idx`` (B, n') hold the resampled
+    indices of each bootstrap round."""
+    B, S = seed_idx.shape
+    n = arch_idx.shape[1]
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(S * n * (n - 1) // 2, 1))
+    out = np.empty(B)
+    for start in range(0, B, block):
+        sl = slice(start, min(start + block, B))
+        rows = seed_idx[sl]  # (b, S)
+        cols = arch_idx[sl]  # (b, n)
+        x = pred[rows[:, :, None], cols[:, None, :]].reshape(-1, n)  # (b * S, n)
+        y = np.repeat(truth[cols], S, axis=0)  # (b * S, n)
+        taus = _batched_kendall_tau_b(x, y).reshape(-1, S)
+        out[sl] = np.nanmean(taus, axis=1)
+    return out
+
+
+def seed_arch_bootstrap(
+    preds: Mapping[str, np.ndarray | Sequence[Sequence[float]]],
+    truth: Sequence[float] | np.ndarray,
+    baseline: str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, dict[str, Any]]:
+    """Mean Kendall tau over seeds with intervals that account for seeds *and* architectures, and paired
+    differences between entries.
+
+    Every entry's tau is the mean over its S seeds of Kendall tau-b(prediction of seed s, truth). One
+    bootstrap round draws S seed indices and n architecture indices with replacement (the same draw for
+    every entry: seeds are paired, e.g. seed 3 of every method; architectures are shared) and recomputes
+    every entry's mean tau; the percentile interval of those rounds is the entry's interval, and the
+    percentile interval of the round-wise difference is that of a difference. So both sources of noise
+    (which seeds ran, which architectures were sampled) widen the intervals, and pairing removes what
+    the entries share.
+
+    Args:
+        preds: entry -> (S, n) predictions, row s = seed s (the same seeds, in the same order, for all
+            entries), columns in the order of ``truth``.
+        truth: (n,) ground truth (e.g. the mean over training seeds).
+        baseline: compare every other entry with this one (``diff_vs_<baseline>``).
+        pairs: further (entry, reference) comparisons, e.g. an ablation against its method.
+        resamples: bootstrap rounds.
+        seed: seed of the bootstrap generator.
+        level: interval level.
+
+    Returns:
+        entry -> ``{"tau": [per-seed tau], "mean", "ci95": [lo, hi]}`` plus, for compared entries,
+        ``diff_vs_<reference>`` -> ``{"mean", "ci95", "verdict"}`` (better / worse / no evidence).
+    """
+    t = np.asarray(truth, dtype=np.float64).ravel()
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in preds.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[1] != t.shape[0]:
+        raise ValueError(f"every entry needs an (S, n) array with n = {t.shape[0]} and the same S; got "
+                         f"{ {k: a.shape for k, a in arrays.items()} }")
+    S, n = next(iter(shapes))
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.integers(0, S, size=(resamples, S))
+    arch_idx = rng.integers(0, n, size=(resamples, n))
+    rounds = {k: _mean_tau_over_seeds(a, t, seed_idx, arch_idx) for k, a in arrays.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for k, a in arrays.items():
+        per_seed = [_kendall(a[s], t) for s in range(S)]
+        out[k] = {"tau": per_seed, "mean": float(np.nanmean(per_seed)),
+                  "ci95": list(_percentile_interval(rounds[k], level))}
+    comparisons = [(k, baseline) for k in arrays if baseline is not None and k != baseline] + list(pairs)
+    for k, ref in comparisons:
+        if k not in arrays or ref not in arrays:
+            continue
+        lo, hi = _percentile_interval(rounds[k] - rounds[ref], level)
+        out[k][f"diff_vs_{ref}"] = {"mean": out[k]["mean"] - out[ref]["mean"], "ci95": [lo, hi],
+                                    "verdict": verdict(lo, hi)}
+    return out
+
+
+def verdict(lo: float, hi: float) -> str:
+    """``better`` when a difference's interval lies above 0, ``worse`` below, else ``no evidence``."""
+    if lo > 0:
+        return "better"
+    if hi < 0:
+        return "worse"
+    return "no evidence"
 
 
 def summarize_seeds(values: Sequence[float]) -> dict[str, float]:

@@ -29,6 +29,7 @@ from ..algorithms import ALGORITHMS, Algorithm
 from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, opt, to_dict, dump_yaml
 from ..data import DataConfig, Splits, load_dataset, make_loader
 from ..devices import resolve_device
+from ..environment import environment
 from ..evaluate.scoring import ScoreConfig
 from ..fileio import atomic_open, dumps, prepare_out_dir, run_lock
 from ..spaces import SearchSpace, create_space
@@ -409,7 +410,7 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
     result = {"algorithm": cfg.algorithm["name"], "space": cfg.space["name"], "seed": cfg.seed,
               "arch": ranked[0]["arch"] if ranked else None, "best": ranked[0] if ranked else None,
               "top": ranked, "num_scored": len(scores) + len(bad), **stats,
-              "score_seconds": round(time.time() - t0, 2), **final}
+              "score_seconds": round(time.time() - t0, 2), **final, "environment": environment(run.device)}
     if bad:
         result["nonfinite"] = [r["arch"] for r in bad]
     with atomic_open(out / "result.json") as f:
