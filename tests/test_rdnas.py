@@ -19,8 +19,10 @@ from distilnas.algorithms.rdnas import (
     sample_pair,
 )
 from distilnas.config import ConfigError
+from distilnas.data import load_dataset
+from distilnas.registry import RegistryError
 from distilnas.spaces import NB201Arch, NB201Config, NB201Space
-from distilnas.train.loop import resolve_config, run_search
+from distilnas.train.loop import build_run, resolve_config, run_search
 
 NO_NONE = ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 
@@ -174,3 +176,36 @@ def test_search_on_the_resnet_space(tmp_path, search_dict):
     with pytest.raises(ConfigError, match="hamming"):
         search_dict["algorithm"]["sampler"] = "group"
         run_search(resolve_config(search_dict), tmp_path / "run2", progress=False)
+
+
+def test_rank_average_teacher(tmp_path, search_dict):
+    """teacher a+b: the mean over proxies of the rank among a fixed reference sample (empirical CDF)."""
+    import random
+
+    search_dict["algorithm"] = {"name": "rdnas", "teacher": "flops+params+nwot", "teacher_reference": 32}
+    cfg = resolve_config(search_dict)
+    run = build_run(cfg)
+    run.algorithm.setup(load_dataset(cfg.data), run.device, None)
+    archs = [run.space.sample(random.Random(i)) for i in range(12)]
+    scores = [run.algorithm.teacher_score(a) for a in archs]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    ref = run.algorithm.reference
+    assert sorted(ref) == ["flops", "nwot", "params"] and len(ref["flops"]) == 32  # NaN scores (e.g. nwot of an
+    assert 16 < len(ref["nwot"]) <= 32  # all-"none" cell) are left out of the reference
+    a = archs[0]  # by hand: the mean of the three empirical CDFs
+    import bisect
+    expect = sum((bisect.bisect_left(ref[t], v) + bisect.bisect_right(ref[t], v)) / (2 * len(ref[t]))
+                 for t, v in (("flops", run.space.cost(a)["flops"]), ("params", run.space.cost(a)["params"]),
+                              ("nwot", run.algorithm._proxy("nwot", a)))) / 3
+    assert scores[0] == pytest.approx(expect)
+    state = run.algorithm.state_dict()
+    fresh = build_run(cfg).algorithm
+    fresh.load_state_dict(state)
+    assert fresh.reference == ref and fresh.cache == run.algorithm.cache
+    result = run_search(cfg, tmp_path / "run", progress=False)
+    assert result["best"]
+    for bad in ("flops+flops", "flops+", "flops+nope"):
+        search_dict["algorithm"]["teacher"] = bad
+        with pytest.raises((ConfigError, RegistryError)):
+            r = build_run(resolve_config(search_dict))
+            r.algorithm.setup(load_dataset(cfg.data), r.device, None)

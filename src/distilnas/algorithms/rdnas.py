@@ -24,10 +24,16 @@ code) and the stop-gradient is an option (``stop_grad_second``), off by default.
 
 Proxy scores of sampled subnets are cached by architecture string, so the teacher costs nothing after a
 subnet's first visit (the cache is saved in checkpoints).
+
+Several proxies can teach together (``teacher: jacob_cov+nwot+flops``, not in the paper): each proxy's
+score becomes its rank among a fixed reference sample of ``teacher_reference`` random architectures
+(the empirical CDF, ties counting half), and the teacher's score is the mean of those ranks over the
+proxies, a rank average that no single proxy's scale dominates.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -106,7 +112,9 @@ class RDNAS(Algorithm):
 
     @dataclass
     class Config:
-        teacher: str = "flops"  # the ranking teacher: flops, params or any registered zero-cost proxy
+        # the ranking teacher: flops, params or any registered zero-cost proxy; a+b+c = their rank average
+        teacher: str = "flops"
+        teacher_reference: int = opt(256, ge=2)  # reference architectures of a rank-average teacher
         margin: float = opt(0.0, ge=0)  # m of eq. 3 (the authors' code: 0)
         # margin subnet sampler distance: group (eq. 4), hamming, or none (no MSS)
         sampler: str = opt("group", choices=("group", "hamming", "none"))
@@ -130,31 +138,58 @@ class RDNAS(Algorithm):
             raise ConfigError(f"algorithm.sampler=group needs op groups, which space {self.space.name!r} has "
                               f"not; use algorithm.sampler=hamming")
         rank_weight(c.schedule, 0, 1)  # validates the schedule name
+        self.teachers = [n.strip() for n in c.teacher.split("+")]
+        if not all(self.teachers) or len(set(self.teachers)) != len(self.teachers):
+            raise ConfigError(f"algorithm.teacher={c.teacher!r}: name one proxy, or several distinct ones joined by +")
         self.cache: dict[str, float] = {}
+        self.reference: dict[str, list[float]] = {}  # proxy -> sorted scores of the reference sample
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def setup(self, data: Any, device: torch.device, optimizer: Any = None) -> None:
         super().setup(data, device, optimizer)
-        if self.cfg.teacher not in ("flops", "params"):
+        if any(t not in ("flops", "params") for t in self.teachers):
             from ..proxies import PROXIES
 
-            PROXIES.get(self.cfg.teacher)  # unknown names fail here, before training
+            for t in self.teachers:
+                if t not in ("flops", "params"):
+                    PROXIES.get(t)  # unknown names fail here, before training
             g = torch.Generator().manual_seed(self.cfg.proxy_seed)
             idx = torch.randperm(len(data.train_x), generator=g)[: self.cfg.proxy_batch_size]
             self._batch = (gather(data.train_x, idx), data.train_y[idx])
 
     # -- the teacher ------------------------------------------------------------------------------------
+    def _proxy(self, name: str, arch: Any) -> float:
+        if name in ("flops", "params"):
+            return float(self.space.cost(arch)[name])
+        from ..proxies import compute
+
+        return compute(name, self.space, arch, self._batch, seed=self.cfg.proxy_seed, device=self.device)
+
+    def _reference(self) -> dict[str, list[float]]:
+        """Each teacher proxy's sorted scores on ``teacher_reference`` random architectures (drawn with
+        ``proxy_seed``), computed once (and saved in checkpoints)."""
+        if not self.reference:
+            rng = random.Random(self.cfg.proxy_seed)
+            archs = [self.space.sample(rng) for _ in range(self.cfg.teacher_reference)]
+            for t in self.teachers:
+                vals = [self._proxy(t, a) for a in archs]
+                self.reference[t] = sorted(v for v in vals if not math.isnan(v))
+        return self.reference
+
     def teacher_score(self, arch: Any) -> float:
-        """The proxy's score of ``arch`` (higher = predicted better), cached by architecture."""
+        """The teacher's score of ``arch`` (higher = predicted better), cached by architecture: the proxy's
+        own score, or the mean over several proxies of the rank among the reference sample."""
         key = str(arch)
         if key not in self.cache:
-            if self.cfg.teacher in ("flops", "params"):
-                self.cache[key] = float(self.space.cost(arch)[self.cfg.teacher])
+            if len(self.teachers) == 1:
+                self.cache[key] = self._proxy(self.teachers[0], arch)
             else:
-                from ..proxies import compute
-
-                self.cache[key] = compute(self.cfg.teacher, self.space, arch, self._batch,
-                                          seed=self.cfg.proxy_seed, device=self.device)
+                ranks = []
+                for t, ref in self._reference().items():
+                    v = self._proxy(t, arch)
+                    if not math.isnan(v) and ref:  # empirical CDF, ties count half
+                        ranks.append((bisect.bisect_left(ref, v) + bisect.bisect_right(ref, v)) / (2 * len(ref)))
+                self.cache[key] = sum(ranks) / len(ranks) if ranks else math.nan
         return self.cache[key]
 
     def distance(self, a: Any, b: Any) -> float:
@@ -191,7 +226,8 @@ class RDNAS(Algorithm):
         return {"teacher_cache": len(self.cache)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cache": dict(self.cache)}
+        return {"cache": dict(self.cache), "reference": {k: list(v) for k, v in self.reference.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.cache = dict(state.get("cache", {}))
+        self.reference = {k: list(v) for k, v in state.get("reference", {}).items()}
