@@ -266,3 +266,24 @@ def test_result_records_the_platform(trained_run):
     env = json.loads((trained_run / "result.json").read_text())["environment"]
     assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1 and env["device"] == "cpu"
     assert env["cpu"] and env["cpu_capability"] and env["distilnas"]
+
+
+def test_score_recal_seed_and_val_offset(trained_run):
+    """Other BN-recalibration images and the other validation images: other, equally valid scores."""
+    from distilnas.data import load_dataset
+    from distilnas.evaluate.scoring import ScoreConfig, score_archs
+    from distilnas.train.loop import load_supernet
+
+    run, _ = load_supernet(trained_run)
+    data = load_dataset(run.cfg.data)
+    arch = run.space.sample(__import__("random").Random(0))
+
+    def score(**kw):
+        cfg = ScoreConfig(bn_recal_batches=1, bn_recal_batch_size=32, val_size=64, batch_size=64, **kw)
+        return next(score_archs(run.supernet, [arch], data, cfg))
+
+    base = score()
+    assert score(recal_seed=0) == base and score(recal_seed=1)["loss"] != base["loss"]
+    assert score(val_offset=64)["loss"] != base["loss"]
+    with pytest.raises(ValueError, match="val_offset=500 leaves none"):
+        score(val_offset=500)

@@ -30,6 +30,8 @@ class ScoreConfig:
     bn_recal_batch_size: int = opt(256, ge=1)
     val_size: int = opt(0, ge=0)  # validation images used for the score (0 = the whole validation split)
     batch_size: int = opt(1000, ge=1)  # evaluation batch size
+    recal_seed: int = opt(0, ge=0)  # which training images recalibrate BN (a fixed draw per seed)
+    val_offset: int = opt(0, ge=0)  # the score uses validation images [val_offset, val_offset + val_size)
 
 
 def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -58,7 +60,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward=No
 
 
 def _recal_batches(data: Splits, cfg: ScoreConfig, device: torch.device) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(cfg.recal_seed)
     n = len(data.train_x)
     idx = torch.randperm(n, generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
     x = gather(data.train_x, idx).to(device)
@@ -78,8 +80,11 @@ def score_archs(supernet: nn.Module, archs: list[Any], data: Splits, cfg: ScoreC
     fmt = torch.channels_last if channels_last and data.val_x.dim() == 4 else torch.contiguous_format
     recal = [x.contiguous(memory_format=fmt) for x in _recal_batches(data, cfg, device)] \
         if cfg.bn_recal_batches > 0 else []
-    n = cfg.val_size or len(data.val_x)
-    vx, vy = data.val_x[:n].to(device).contiguous(memory_format=fmt), data.val_y[:n].to(device)
+    start = cfg.val_offset
+    stop = min(start + cfg.val_size, len(data.val_x)) if cfg.val_size else len(data.val_x)
+    if start >= len(data.val_x):
+        raise ValueError(f"score.val_offset={start} leaves none of the {len(data.val_x)} validation images")
+    vx, vy = data.val_x[start:stop].to(device).contiguous(memory_format=fmt), data.val_y[start:stop].to(device)
     bar = progress_bar(total=len(archs), desc="scoring", disable=None if progress is None else not progress)
     try:
         for arch in archs:
