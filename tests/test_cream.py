@@ -95,7 +95,7 @@ def test_pick_teacher(space):
     fill_board(algo, 4)
     a = space.sample(random.Random(5))
     t, rho, _ = algo.pick_teacher(a, random.Random(0))
-    assert t is algo.board.entries[0] and rho == 1.0
+    assert t is algo.board.entries[0] and rho == 0.5  # the fixed weight (algorithm.rho)
     algo.cfg.pick = "meta"
     t, rho, spent = algo.pick_teacher(a, random.Random(0))
     with torch.no_grad():
@@ -268,3 +268,63 @@ def test_finite_difference_meta_gradient_matches_the_exact_one(space):
         assert e.norm() > 1e-8
         assert float((t - e).norm() / e.norm()) < 1e-6  # converges to the exact gradient
         assert float((d - e).norm() / e.norm()) < 0.1  # the default radius: a few percent
+
+
+# -- fidelity (issue 12) ---------------------------------------------------------------------------------------
+def test_ablations_change_only_the_teacher(space):
+    """pick=random/top1 use the fixed weight algorithm.rho (default 0.5, the meta network's rho at
+    initialisation), so the KD/CE balance of eq. 6 is the same in every arm of the ablation."""
+    meta = make_cream(space)
+    fill_board(meta, 4)
+    a = space.sample(random.Random(5))
+    _, rho_meta, _ = meta.pick_teacher(a, random.Random(0))
+    for pick in ("random", "top1"):
+        algo = make_cream(space, pick=pick)
+        fill_board(algo, 4)
+        _, rho, _ = algo.pick_teacher(a, random.Random(0))
+        assert rho == 0.5 and abs(rho_meta - rho) < 0.05
+    algo = make_cream(space, pick="top1", rho=1.0)
+    fill_board(algo, 2)
+    assert algo.pick_teacher(a, random.Random(0))[1] == 1.0
+
+
+def _distil_steps(algo, steps, epoch=1, start=0):
+    data = tiny_data()
+    algo.optimizer = torch.optim.SGD(algo.supernet.parameters(), lr=0.05)
+    for step in range(start, start + steps):
+        algo.supernet.zero_grad()
+        x, y = data.train_x[8 * (step % 8):8 * (step % 8) + 8], data.train_y[8 * (step % 8):8 * (step % 8) + 8]
+        algo.training_step(x, y, step=step, epoch=epoch, num_epochs=3)
+
+
+def test_official_meta_training_adds_the_training_loss_gradient(space):
+    """meta_train=official: rho stays differentiable in eq. 6, so the matching network moves at every
+    distilled step; meta_train=paper: it moves only at meta updates."""
+    for mode in ("paper", "official"):
+        algo = make_cream(space, warmup_epochs=0, board_size=3, board_val_size=16, update_iter=1000,
+                          meta_lr=0.01, meta_train=mode)
+        _distil_steps(algo, 1)  # step 0: the meta update (update_iter divides 0) can't run on an empty board
+        before = [p.detach().clone() for p in algo.meta.parameters()]
+        _distil_steps(algo, 4, start=1)  # steps 1..4 distil, no meta update
+        moved = any(not torch.equal(b, p) for b, p in zip(before, algo.meta.parameters()))
+        assert moved == (mode == "official"), mode
+
+
+def test_learning_statistics_are_logged(space):
+    algo = make_cream(space, warmup_epochs=0, board_size=3, board_val_size=16, update_iter=2, meta_lr=0.05)
+    _distil_steps(algo, 7)
+    stats = algo.on_epoch_end(0)
+    assert stats["meta_change"] > 0 and 0 < stats["rho_mean"] < 1 and stats["rho_std"] >= 0
+    assert sum(stats["teacher_picks"]) == algo.stats["distilled"] and len(stats["teacher_picks"]) == 3
+    assert stats["meta_loss"] > 0 and stats["board_worst_acc"] <= stats["board_best_acc"]
+    again = algo.on_epoch_end(1)  # the per-epoch statistics start afresh
+    assert "rho_mean" not in again and "teacher_picks" not in again and again["meta_change"] == stats["meta_change"]
+
+
+def test_archs_file_bypassing_the_board_says_so(tmp_path, search_dict, capsys):
+    f = tmp_path / "archs.txt"
+    f.write_text("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|\n")
+    cfg = cream_search(search_dict)
+    cfg["select"]["archs_file"] = str(f)
+    run_search(resolve_config(cfg), tmp_path / "run", progress=False)
+    assert "select.archs_file replaces cream's own candidates" in capsys.readouterr().err

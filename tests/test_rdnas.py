@@ -209,3 +209,12 @@ def test_rank_average_teacher(tmp_path, search_dict):
         with pytest.raises((ConfigError, RegistryError)):
             r = build_run(resolve_config(search_dict))
             r.algorithm.setup(load_dataset(cfg.data), r.device, None)
+
+
+def test_hamming_threshold_that_cannot_be_reached_is_refused(search_dict):
+    """The default mu 6.7 is a group distance; the Hamming distance of NB201 cells is at most 6."""
+    search_dict["algorithm"] = {"name": "rdnas", "sampler": "hamming"}
+    with pytest.raises(ConfigError, match="mu=6.7 can never be reached by the Hamming distance, which is at most 6"):
+        build_run(resolve_config(search_dict))
+    search_dict["algorithm"]["mu"] = 4.5
+    build_run(resolve_config(search_dict))

@@ -20,14 +20,25 @@ The meta network is trained every ``update_iter`` steps by a one-step unrolled m
 w' = w - lr * d(rho * KD)/dw on the training batch; the meta loss is the student's cross-entropy with
 weights w' on a validation batch, differentiated through w' into M (the sign of the update is the
 paper's, which the official code fixed upstream). ``pick=random`` and ``pick=top1`` are the paper's
-ablations (random board entry / the best entry, both with rho = 1).
+ablations (random board entry / the best entry) with a fixed weight ``rho`` (default 0.5: the matching
+network's rho = sigmoid(~0) at initialisation, and the 0.5 of the official top-1 ablation, so that an
+ablation changes only the teacher, not the KD/CE balance).
+
+``meta_train=paper`` (default) trains the matching network by the meta-gradient alone, as the paper
+describes. ``meta_train=official`` also keeps rho differentiable in the training loss, as the official
+code does (it puts the matching network into the supernet's optimiser), so the network gets the
+training-loss gradient dL/drho = (KD - CE) / 2 at every step besides the meta-gradient; here that step
+uses the matching network's own optimiser (``meta_lr``). metrics.jsonl shows whether it learns: the
+relative change of its weights since initialisation, rho's mean and spread, how often each board rank
+is chosen as teacher, and the mean meta loss.
 
 Paths outside [flops_min, flops_max] are never trained nor put on the board. The final architecture is
 taken from the board: every board path is re-scored with the trained supernet (BN recalibration, the
 validation split) and the best is selected (``select_by=board`` uses the board's own accuracies).
 
-Differences from the official code, all following the paper: held-out board accuracy, teacher =
-argmax of the matching score (the code took the last entry and negated rho), the board and the meta
+Differences from the official code, all following the paper: held-out board accuracy, rho from the
+chosen (argmax) entry's score (the code picks the argmax entry as teacher too, but computes rho from
+the last board entry's negated score), the board and the meta
 network are saved in checkpoints, FLOPs are counted at the real input size, the FLOPs range is enforced
 when sampling, and the path prior is uniform (``prior`` sets the official non-uniform one).
 """
@@ -164,6 +175,9 @@ class Cream(Algorithm):
         prior: dict[str, float] = opt(default_factory=dict, ge=0)  # op -> sampling weight (empty = uniform)
         # final choice: rescore (supernet accuracy after BN recal) or board
         select_by: str = opt("rescore", choices=("rescore", "board"))
+        rho: float = opt(0.5, ge=0, le=2)  # the fixed KD weight of pick=random and pick=top1
+        # how the matching network learns: paper (meta-gradient only) or official (+ training-loss gradient)
+        meta_train: str = opt("paper", choices=("paper", "official"))
 
         def __post_init__(self) -> None:
             if self.flops_max and self.flops_min > self.flops_max:
@@ -188,6 +202,8 @@ class Cream(Algorithm):
         self.meta: MatchingNetwork | None = None
         self.meta_opt: torch.optim.Optimizer | None = None
         self.stats = {"distilled": 0, "board_updates": 0, "meta_updates": 0}
+        self._meta_init: list[torch.Tensor] = []
+        self._epoch = {"rho": [], "picks": [], "meta_loss": []}  # per-epoch learning diagnostics
         self._val_x: torch.Tensor | None = None
         self._val_y: torch.Tensor | None = None
 
@@ -206,6 +222,7 @@ class Cream(Algorithm):
         with torch.random.fork_rng(devices=[]):  # the meta network's initialisation follows the run seed
             torch.manual_seed(self.seed)
             self.meta.fc.reset_parameters()
+        self._meta_init = [p.detach().clone() for p in self.meta.parameters()]
         if self.cfg.meta_optimizer == "sgd":
             self.meta_opt = torch.optim.SGD(self.meta.parameters(), lr=self.cfg.meta_lr, momentum=0.9)
         else:
@@ -244,17 +261,27 @@ class Cream(Algorithm):
             probs = F.softmax(self.supernet(xs, arch), dim=1)
         return probs.view(len(self.board), self.cfg.slice, -1) - torch.stack([e.probs for e in self.board])
 
-    def pick_teacher(self, arch: Any, rng: random.Random) -> tuple[BoardEntry, float, int]:
-        """(teacher entry, rho, forward images spent)."""
+    def pick_teacher(self, arch: Any, rng: random.Random) -> tuple[BoardEntry, float | torch.Tensor, int]:
+        """(teacher entry, rho, forward images spent); rho is a tensor differentiable in the matching
+        network's weights under ``meta_train=official``."""
         if self.cfg.pick == "random":
-            return rng.choice(self.board.entries), 1.0, 0
+            b = rng.randrange(len(self.board))
+            self._epoch["picks"].append(b)
+            return self.board.entries[b], self.cfg.rho, 0
         if self.cfg.pick == "top1":
-            return self.board.entries[0], 1.0, 0
+            self._epoch["picks"].append(0)
+            return self.board.entries[0], self.cfg.rho, 0
         assert self.meta is not None
         with torch.no_grad():
-            scores = self.meta(self._deltas(arch))
+            deltas = self._deltas(arch)
+        with torch.set_grad_enabled(self.cfg.meta_train == "official"):
+            scores = self.meta(deltas)
         b = int(scores.argmax())
-        return self.board.entries[b], float(torch.sigmoid(scores[b])), len(self.board) * self.cfg.slice
+        rho = torch.sigmoid(scores[b])
+        self._epoch["picks"].append(b)
+        self._epoch["rho"].append(float(rho.detach()))
+        return (self.board.entries[b], rho if self.cfg.meta_train == "official" else float(rho),
+                len(self.board) * self.cfg.slice)
 
     # -- one step ----------------------------------------------------------------------------------------
     def training_step(self, x: torch.Tensor, y: torch.Tensor, step: int, epoch: int, num_epochs: int) -> StepOutput:
@@ -268,6 +295,10 @@ class Cream(Algorithm):
             forward_images += len(self.board) * c.slice
         logits = self.supernet(x, arch)
         ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        official = distill and c.pick == "meta" and c.meta_train == "official"
+        if official:
+            assert self.meta_opt is not None
+            self.meta_opt.zero_grad(set_to_none=True)
         if distill:
             teacher, rho, spent = self.pick_teacher(arch, rng)
             with torch.no_grad():
@@ -278,6 +309,8 @@ class Cream(Algorithm):
         else:
             loss = ce
         loss.backward()
+        if official:  # the training-loss gradient of rho steps the matching network (official code)
+            self._step_meta()
         correct = int((logits.argmax(1) == y).sum())
         if epoch >= c.warmup_epochs:
             forward_images += self.update_board(arch, x, logits.detach(), correct, len(y), step)
@@ -379,6 +412,7 @@ class Cream(Algorithm):
                     p.sub_(lr * gi)
             with dist.local_batch():  # the same validation batch on every rank
                 val_loss = F.cross_entropy(self.supernet(val_x, arch), val_y)
+            self._epoch["meta_loss"].append(float(val_loss))
             v = torch.autograd.grad(val_loss, [p for p, _ in path], allow_unused=True)
             v = [torch.zeros_like(p) if vi is None else vi for (p, _), vi in zip(path, v)]
             eps = radius / max(float(torch.sqrt(sum((vi * vi).sum() for vi in v))), 1e-12)
@@ -407,17 +441,27 @@ class Cream(Algorithm):
         if self.cfg.meta_grad == "fd":
             meta_grads = self.meta_gradient_fd(arch, x, vx, vy, lr)
         else:
-            meta_grads = torch.autograd.grad(self.meta_objective(arch, x, vx, vy, lr), list(self.meta.parameters()))
+            objective = self.meta_objective(arch, x, vx, vy, lr)
+            self._epoch["meta_loss"].append(float(objective.detach()))
+            meta_grads = torch.autograd.grad(objective, list(self.meta.parameters()))
         self.meta_opt.zero_grad(set_to_none=True)
         for p, mg in zip(self.meta.parameters(), meta_grads):
             p.grad = mg.detach()
+        self._step_meta()
+        self.stats["meta_updates"] += 1
+        return 2
+
+    def _step_meta(self) -> None:
+        """Average the matching network's gradients over data-parallel ranks, clip, step."""
+        assert self.meta is not None and self.meta_opt is not None
+        for p in self.meta.parameters():
+            if p.grad is None:
+                continue
             if dist.world_size() > 1:
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= dist.world_size()
         nn.utils.clip_grad_norm_(self.meta.parameters(), self.cfg.meta_grad_clip)
         self.meta_opt.step()
-        self.stats["meta_updates"] += 1
-        return 2
 
     # -- bookkeeping -------------------------------------------------------------------------------------
     def replica_state(self) -> bytes:
@@ -435,7 +479,28 @@ class Cream(Algorithm):
         if dist.world_size() > 1:  # a cheap check that the data-parallel ranks agree
             dist.check_same("cream's prioritized path board or meta network", self.replica_state())
         best = self.board.entries[0].accuracy if len(self.board) else None  # JSON has no NaN
-        return {"board_size": len(self.board), "board_best_acc": best, **self.stats}
+        return {"board_size": len(self.board), "board_best_acc": best,
+                "board_worst_acc": self.board.entries[-1].accuracy if len(self.board) else None,
+                **self.stats, **self.learning_stats()}
+
+    def learning_stats(self) -> dict[str, Any]:
+        """This epoch's evidence of whether the matching network learns (then reset): ``meta_change``
+        (|theta - theta_0| / |theta_0|), rho's mean and std over the distilled steps, ``teacher_picks``
+        (how often each board rank, 0 = best, was the teacher) and the mean meta loss."""
+        e, out = self._epoch, {}
+        if self.meta is not None and self._meta_init:
+            now = torch.cat([p.detach().flatten() for p in self.meta.parameters()])
+            init = torch.cat([p.flatten() for p in self._meta_init]).to(now.device)
+            out["meta_change"] = float((now - init).norm() / init.norm().clamp_min(1e-12))
+        if e["rho"]:
+            r = torch.tensor(e["rho"])
+            out["rho_mean"], out["rho_std"] = float(r.mean()), float(r.std()) if len(r) > 1 else 0.0
+        if e["picks"]:
+            out["teacher_picks"] = [e["picks"].count(i) for i in range(self.cfg.board_size)]
+        if e["meta_loss"]:
+            out["meta_loss"] = sum(e["meta_loss"]) / len(e["meta_loss"])
+        self._epoch = {"rho": [], "picks": [], "meta_loss": []}
+        return out
 
     def finalize(self, scores: list[dict[str, Any]], top: int) -> dict[str, Any]:
         board = [e.summary() for e in self.board]
@@ -454,12 +519,15 @@ class Cream(Algorithm):
 
     def state_dict(self) -> dict[str, Any]:
         return {"board": self.board.state_dict(), "stats": dict(self.stats),
+                "meta_init": [p.clone() for p in self._meta_init],
                 "meta": self.meta.state_dict() if self.meta is not None else None,
                 "meta_opt": self.meta_opt.state_dict() if self.meta_opt is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.board.load_state_dict(state.get("board", []))
         self.stats.update(state.get("stats", {}))
+        if state.get("meta_init"):
+            self._meta_init = [t.clone() for t in state["meta_init"]]
         if self.meta is not None and state.get("meta") is not None:
             self.meta.load_state_dict(state["meta"])
         if self.meta_opt is not None and state.get("meta_opt") is not None:

@@ -137,6 +137,10 @@ class RDNAS(Algorithm):
         if c.sampler == "group" and not hasattr(self.space, "ops"):
             raise ConfigError(f"algorithm.sampler=group needs op groups, which space {self.space.name!r} has "
                               f"not; use algorithm.sampler=hamming")
+        if c.sampler == "hamming" and c.mu > len(self.space.choices):
+            raise ConfigError(f"algorithm.mu={c.mu:g} can never be reached by the Hamming distance, which is at most "
+                              f"{len(self.space.choices)} on space {self.space.name!r}; set algorithm.mu "
+                              f"(e.g. 4.5 on NB201, the mean of random pairs) or use sampler=group")
         rank_weight(c.schedule, 0, 1)  # validates the schedule name
         self.teachers = [n.strip() for n in c.teacher.split("+")]
         if not all(self.teachers) or len(set(self.teachers)) != len(self.teachers):

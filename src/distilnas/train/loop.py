@@ -390,6 +390,9 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
     cfg, t0 = run.cfg, time.time()
     if candidates is None:
         candidates = run.algorithm.candidates(cfg.select.num_archs, random.Random(cfg.select.sample_seed))
+    elif type(run.algorithm).candidates is not Algorithm.candidates:  # e.g. Cream's board
+        print(f"distilnas: note: select.archs_file replaces {cfg.algorithm['name']}'s own candidates "
+              f"(e.g. Cream's board); the result is the best of the listed architectures", file=sys.stderr)
     scores, bad = [], []
     with atomic_open(out / "scores.jsonl") as f:
         for r in run.algorithm.score(candidates, data, cfg.score, progress, channels_last=cfg.train.channels_last):
