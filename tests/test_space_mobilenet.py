@@ -313,3 +313,22 @@ def test_two_step_spos_search(tmp_path):
     best = space.parse(saved["arch"])
     assert saved["best"]["flops"] == space.cost(best)["flops"]
     assert 0.0 <= saved["best"]["accuracy"] <= 100.0
+
+
+def test_se_width_rules():
+    """Cream's blocks size SE by make_divisible(0.25 x expanded width, 8) (timm's reduce_mid=True, divisor=8);
+    the 'input' rule (EfficientNet's) by 0.25 x the block input."""
+    from distilnas.ops.mbconv import MBConv, DepthwiseSeparable, se_channels
+
+    assert MBConv(16, 16, 3, 6, se_rule="cream").se.reduce.out_channels == 24
+    assert MBConv(16, 16, 3, 6, se_rule="input").se.reduce.out_channels == 4
+    assert MBConv(24, 40, 5, 4, se_rule="cream").se.reduce.out_channels == 24  # 0.25 x 96
+    assert DepthwiseSeparable(16, 16, se_rule="cream").se.reduce.out_channels == 8  # make_divisible(4, 8)
+    assert se_channels(40, 240, 0.25, "cream") == 64 and se_channels(40, 240, 0.25, "input") == 10
+    with pytest.raises(ValueError, match="SE width rule"):
+        se_channels(8, 8, 0.25, "other")
+    cream = create_space("mobilenet", build_space_config("mobilenet", {"preset": "imagenet"}))
+    old = create_space("mobilenet", build_space_config("mobilenet", {"preset": "imagenet", "se_rule": "input"}))
+    assert cream.cfg.se_rule == "cream"  # the Cream space's default
+    a = cream.largest()
+    assert cream.cost(a)["params"] > old.cost(a)["params"]

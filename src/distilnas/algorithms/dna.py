@@ -324,7 +324,7 @@ def build_block(space: MobileNetSpace, block: int, maps: Sequence[tuple[int, int
     spec = layout.stages[block]
     c_in = layout.first if block == 0 else maps[block - 1][0]
     cells = {d: StageSpec(c_in, maps[block][0], d, spec.stride, spec.kernels, spec.expansions, spec.se_ratio,
-                          spec.act, identity=False, hidden_channels=spec.out_channels)
+                          spec.act, identity=False, hidden_channels=spec.out_channels, se_rule=spec.se_rule)
              for d in _block_depths(space, block, depths)}
     prefix = None
     if block == 0:

@@ -6,8 +6,9 @@ Cream, Peng et al., NeurIPS 2020, and DNA, Li et al., CVPR 2020):
 - :class:`MBConv` ``kKeE``: 1x1 expansion to ``E * C_in`` channels - BN - act, depthwise ``K x K`` (stride s)
   - BN - act, squeeze-and-excitation, 1x1 projection - BN; a residual connection when ``C_in == C_out``
   and ``s == 1``.
-- :class:`SqueezeExcite`: global average pool, 1x1 conv to ``se_ratio * C_in`` channels (the *block input*
-  width, as in EfficientNet), ReLU, 1x1 conv back, hard-sigmoid gate ``relu6(x + 3) / 6`` (Cream).
+- :class:`SqueezeExcite`: global average pool, 1x1 conv to a bottleneck width (:func:`se_channels`:
+  ``make_divisible(se_ratio * expanded, 8)`` in Cream's blocks, ``se_ratio * C_in`` in EfficientNet's),
+  ReLU, 1x1 conv back, hard-sigmoid gate ``relu6(x + 3) / 6`` (Cream).
 - :class:`DepthwiseSeparable`: depthwise ``K x K`` - BN - act, SE, 1x1 - BN (+ residual): Cream's fixed
   first stage.
 
@@ -49,7 +50,7 @@ from torch import nn
 from ..arch import ArchError
 
 __all__ = [
-    "ACTIVATIONS", "IDENTITY", "make_divisible", "make_act", "conv2d", "op_code", "parse_op", "canonical_codes",
+    "ACTIVATIONS", "IDENTITY", "SE_RULES", "se_channels", "make_divisible", "make_act", "conv2d", "op_code", "parse_op", "canonical_codes",
     "standalone_copy", "SqueezeExcite", "ConvBNAct", "DepthwiseSeparable", "MBConv", "MBChoiceLayer",
     "StageSpec", "ChoiceStage",
 ]
@@ -138,18 +139,29 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
-def _se_channels(c_in: int, se_ratio: float) -> int:
-    return max(1, int(c_in * se_ratio))
+SE_RULES = ("cream", "input")
+
+
+def se_channels(c_in: int, mid: int, se_ratio: float, rule: str = "input") -> int:
+    """The squeeze-excite bottleneck width of a block with input width ``c_in`` and expanded width ``mid``:
+    ``cream``: make_divisible(se_ratio x mid, 8), the rule of Cream's blocks (timm's ``reduce_mid=True,
+    divisor=8``; e.g. 24 for input 16 at expansion 6); ``input``: int(se_ratio x c_in) (at least 1),
+    the rule of EfficientNet/MobileNetV3 (e.g. 4 for input 16)."""
+    if rule == "cream":
+        return make_divisible(se_ratio * mid, 8)
+    if rule == "input":
+        return max(1, int(c_in * se_ratio))
+    raise ValueError(f"unknown SE width rule {rule!r}; choose one of {', '.join(SE_RULES)}")
 
 
 class DepthwiseSeparable(nn.Module):
     """Depthwise ``k x k`` - BN - act, SE, pointwise - BN, plus a residual when shapes allow."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, se_ratio: float = 0.25,
-                 act: str = "swish") -> None:
+                 act: str = "swish", se_rule: str = "input") -> None:
         super().__init__()
         self.dw = ConvBNAct(c_in, c_in, kernel, stride, groups=c_in, act=act)
-        self.se = SqueezeExcite(c_in, _se_channels(c_in, se_ratio)) if se_ratio > 0 else nn.Identity()
+        self.se = SqueezeExcite(c_in, se_channels(c_in, c_in, se_ratio, se_rule)) if se_ratio > 0 else nn.Identity()
         self.pw = ConvBNAct(c_in, c_out, 1, act=None)
         self.residual = stride == 1 and c_in == c_out
 
@@ -162,12 +174,12 @@ class MBConv(nn.Module):
     """The inverted residual block ``k{kernel}e{expansion}`` (see the module docstring)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int = 1,
-                 se_ratio: float = 0.25, act: str = "swish") -> None:
+                 se_ratio: float = 0.25, act: str = "swish", se_rule: str = "input") -> None:
         super().__init__()
         mid = c_in * expansion
         self.expand = ConvBNAct(c_in, mid, 1, act=act)
         self.dw = ConvBNAct(mid, mid, kernel, stride, groups=mid, act=act)
-        self.se = SqueezeExcite(mid, _se_channels(c_in, se_ratio)) if se_ratio > 0 else nn.Identity()
+        self.se = SqueezeExcite(mid, se_channels(c_in, mid, se_ratio, se_rule)) if se_ratio > 0 else nn.Identity()
         self.project = ConvBNAct(mid, c_out, 1, act=None)
         self.residual = stride == 1 and c_in == c_out
 
@@ -193,14 +205,15 @@ class MBChoiceLayer(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, kernels: Sequence[int] = (3, 5, 7),
                  expansions: Sequence[int] = (4, 6), se_ratio: float = 0.25, act: str = "swish",
-                 identity: bool = False) -> None:
+                 identity: bool = False, se_rule: str = "input") -> None:
         super().__init__()
         if identity and (c_in != c_out or stride != 1):
             raise ValueError(f"an identity choice needs c_in == c_out and stride 1, got {c_in}->{c_out} "
                              f"stride {stride}")
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
         self.ops = nn.ModuleDict({
-            op_code(k, e): MBConv(c_in, c_out, k, e, stride, se_ratio, act) for k in kernels for e in expansions
+            op_code(k, e): MBConv(c_in, c_out, k, e, stride, se_ratio, act, se_rule)
+            for k in kernels for e in expansions
         })
         self.choices: tuple[str, ...] = tuple(self.ops) + ((IDENTITY,) if identity else ())
 
@@ -237,6 +250,7 @@ class StageSpec:
     act: str = "swish"
     identity: bool = True
     hidden_channels: int | None = None
+    se_rule: str = "input"  # SE width: input (se_ratio x block input) or cream (make_divisible(se_ratio x expanded, 8))
     _widths: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -283,7 +297,7 @@ class StageSpec:
         if parsed is None:
             return nn.Identity()
         c_in, c_out, stride = self.layer_shapes()[i]
-        return MBConv(c_in, c_out, parsed[0], parsed[1], stride, self.se_ratio, self.act)
+        return MBConv(c_in, c_out, parsed[0], parsed[1], stride, self.se_ratio, self.act, self.se_rule)
 
     def build(self, codes: Sequence[str]) -> nn.Sequential:
         """A freshly initialised standalone stage running ``codes`` (identity layers left out)."""
@@ -306,7 +320,7 @@ class ChoiceStage(nn.Module):
         self.spec = spec
         self.layers = nn.ModuleList(
             MBChoiceLayer(c_in, c_out, stride, spec.kernels, spec.expansions, spec.se_ratio, spec.act,
-                          identity=spec.layer_identity(i))
+                          identity=spec.layer_identity(i), se_rule=spec.se_rule)
             for i, (c_in, c_out, stride) in enumerate(spec.layer_shapes())
         )
 

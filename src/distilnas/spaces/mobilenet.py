@@ -38,8 +38,8 @@ from torch import nn
 from ..arch import ArchError
 from ..config import ConfigError, opt
 from ..ops.mbconv import (
-    ACTIVATIONS, IDENTITY, ChoiceStage, ConvBNAct, DepthwiseSeparable, StageSpec, canonical_codes, make_act,
-    make_divisible, parse_op, standalone_copy,
+    ACTIVATIONS, IDENTITY, SE_RULES, ChoiceStage, ConvBNAct, DepthwiseSeparable, StageSpec, canonical_codes,
+    make_act, make_divisible, parse_op, standalone_copy,
 )
 from .base import SPACES, SearchSpace, count_flops, count_params, seeded
 
@@ -64,6 +64,7 @@ _IMAGENET: dict[str, Any] = {
     "kernels": [3, 5, 7],
     "expansions": [4, 6],
     "se_ratio": 0.25,
+    "se_rule": "cream",
     "act": "swish",
     "identity": True,
     "width_mult": 1.0,
@@ -110,7 +111,9 @@ class MobileNetConfig:
     head_channels: int | None = opt(None, ge=1)  # 1x1 conv of the head, after global pooling
     kernels: list[int] | None = opt(None, ge=1)  # depthwise kernel sizes to choose from (odd)
     expansions: list[int] | None = opt(None, ge=1)  # expansion ratios to choose from
-    se_ratio: float | None = opt(None, ge=0)  # SE width = se_ratio x block input width (0 = no SE)
+    se_ratio: float | None = opt(None, ge=0)  # SE ratio (0 = no SE)
+    # SE width: cream = make_divisible(se_ratio x expanded width, 8) (Cream's blocks); input = se_ratio x input width
+    se_rule: str | None = opt(None, choices=SE_RULES)
     act: str | None = opt(None, choices=tuple(ACTIVATIONS))  # swish | relu | hswish
     identity: bool | None = None  # layers after the first of a stage may be skipped (depth search)
     width_mult: float | None = opt(None, gt=0)
@@ -233,7 +236,7 @@ class _Layout:
         for width, depth, stride in zip(cfg.widths, cfg.depths, cfg.strides):
             c_out = cfg.channels(width)
             specs.append(StageSpec(c_in, c_out, depth, stride, tuple(cfg.kernels), tuple(cfg.expansions),
-                                   cfg.se_ratio, cfg.act, cfg.identity))
+                                   cfg.se_ratio, cfg.act, cfg.identity, se_rule=cfg.se_rule))
             sizes.append(size)
             size, c_in = _out_size(size, stride), c_out
         return cls(stem, first, cfg.channels(cfg.last_channels), tuple(specs), tuple(sizes))
@@ -241,7 +244,7 @@ class _Layout:
     def fixed_parts(self, cfg: MobileNetConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         """Fresh stem, first stage, last stage and head."""
         stem = ConvBNAct(cfg.in_channels, self.stem, 3, cfg.stem_stride, act=cfg.act)
-        first = DepthwiseSeparable(self.stem, self.first, 3, 1, cfg.se_ratio, cfg.act)
+        first = DepthwiseSeparable(self.stem, self.first, 3, 1, cfg.se_ratio, cfg.act, cfg.se_rule)
         last = ConvBNAct(self.stages[-1].out_channels, self.last, 1, act=cfg.act)
         head = _Head(self.last, cfg.head_channels, cfg.num_classes, cfg.act)
         return stem, first, last, head
