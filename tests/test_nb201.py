@@ -345,3 +345,117 @@ def test_avg_pool_matches_torch(shape, channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     want = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)
     torch.testing.assert_close(AvgPool3x3()(x), want, rtol=1e-5, atol=1e-6)
+
+
+# -- dead edges as the official cell runs them (issue 12 / 14) ---------------------------------------------------
+def _brute_force_cell(self, x, ops, live):
+    """The official cell: every edge runs on its input, zeros included."""
+    from distilnas.spaces.nb201 import EDGES as E
+
+    nodes = [x, x.mul(0.0), x.mul(0.0), x.mul(0.0)]
+    for k, (j, i) in enumerate(E):
+        nodes[j] = nodes[j] + self.edges[k][ops[k]](nodes[i])
+    return nodes[3]
+
+
+DEAD_EDGE_ARCHS = [
+    "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|",  # conv of node 1 = 0
+    "|none~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",  # node 2 = a constant
+    "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|",  # conv of zero into the output
+    "|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|skip_connect~2|",  # disconnected: only a BN shift
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+]
+
+
+@pytest.mark.parametrize("arch", DEAD_EDGE_ARCHS)
+@pytest.mark.parametrize("affine", [True, False])
+def test_official_dead_edges_match_the_brute_force_cell(arch, affine, monkeypatch):
+    """dead_edges=official: the same outputs, gradients and BatchNorm running statistics as running every
+    edge on zeros, in training and eval mode (within float32 rounding)."""
+    import copy
+
+    from distilnas.spaces import nb201 as mod
+
+    cfg = NB201Config(C=4, N=1, in_channels=1, input_size=8, affine=affine, dead_edges="official")
+    space = NB201Space(cfg)
+    a = space.parse(arch)
+    torch.manual_seed(0)
+    net = space.supernet()
+    with torch.no_grad():  # distinct BN parameters and statistics, so constants are not all zero
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-1, 1)
+    ref = copy.deepcopy(net)
+    x = torch.randn(6, 1, 8, 8)
+    for train in (True, False):
+        net.train(train)
+        ref.train(train)
+        out = net(x, a)
+        with monkeypatch.context() as mp:
+            mp.setattr(mod._Cell, "forward", _brute_force_cell)
+            expect = ref(x, a)
+        torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
+        out.square().sum().backward()
+        expect.square().sum().backward()
+        for (name, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            h = q.grad if q.grad is not None else torch.zeros_like(q)
+            torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-4, msg=name)
+        net.zero_grad()
+        ref.zero_grad()
+    live = set(a.official_edges())
+    for (name, b), (_, r) in zip(net.named_buffers(), ref.named_buffers()):
+        edge = name.split(".")[3] if name.startswith("cells.") and ".edges." in name else None
+        if edge is None or int(edge) in live:  # dead-end edges' statistics are never read
+            torch.testing.assert_close(b.float(), r.float(), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_official_dead_edges_change_only_cells_with_zero_inputs():
+    skip = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8))
+    official = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8, dead_edges="official"))
+    torch.manual_seed(0)
+    net = skip.supernet()
+    net_o = official.supernet()
+    net_o.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for m in list(net.modules()) + list(net_o.modules()):
+            if isinstance(m, torch.nn.BatchNorm2d) and m.affine:
+                m.bias.fill_(0.3)
+    net.eval()
+    net_o.eval()
+    x = torch.randn(2, 1, 8, 8)
+    clean = skip.parse(DEAD_EDGE_ARCHS[-1])  # every edge carries signal
+    torch.testing.assert_close(net(x, clean), net_o(x, clean))
+    dead = skip.parse(DEAD_EDGE_ARCHS[0])
+    assert not torch.allclose(net(x, dead), net_o(x, dead))
+    # FLOPs: the official network runs (and counts) every non-none edge
+    assert official.cost(dead)["flops"] > skip.cost(dead)["flops"]
+    assert official.cost(clean) == skip.cost(clean) and official.cost(dead)["params"] == skip.cost(dead)["params"]
+    from distilnas.spaces import count_flops
+    assert official.cost(dead)["flops"] == count_flops(_all_edges_net(official, dead), official.input_shape())
+
+
+def _all_edges_net(space, arch):
+    """A standalone net whose cells run all edges (to count the official FLOPs)."""
+    from distilnas.spaces import nb201 as mod
+
+    net = space.build(arch, seed=0)
+
+    class AllEdges(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            orig = mod._Cell.forward
+            mod._Cell.forward = _brute_force_cell
+            try:
+                return self.net(x)
+            finally:
+                mod._Cell.forward = orig
+
+    return AllEdges(net)

@@ -93,6 +93,18 @@ class NB201Arch:
                 bwd.add(i)
         return [k for k, (j, i) in enumerate(EDGES) if self.ops[k] != "none" and i in fwd and j in bwd]
 
+    def official_edges(self) -> list[int]:
+        """The edges the official cell runs that can change its output: every non-``none`` edge into a node
+        that reaches the output, whether or not its input carries signal (a ReLU-Conv-BN edge fed by an
+        all-zero node still adds its BatchNorm's shift). Edges into dead ends are left out: they change
+        neither the output nor any gradient."""
+        bwd = {3}
+        for k in reversed(range(len(EDGES))):
+            j, i = EDGES[k]
+            if self.ops[k] != "none" and j in bwd:
+                bwd.add(i)
+        return [k for k, (j, i) in enumerate(EDGES) if self.ops[k] != "none" and j in bwd]
+
     def is_connected(self) -> bool:
         """True when some path of non-``none`` edges joins the cell input to its output."""
         return bool(self.live_edges())
@@ -146,6 +158,9 @@ class NB201Config:
     num_classes: int = opt(10, ge=1)
     ops: list[str] = opt(default_factory=lambda: list(ALL_OPS), choices=ALL_OPS)  # candidate ops on every edge
     affine: bool = True  # BatchNorm affine parameters in the cells (RD-NAS uses False in the supernet)
+    # skip: edges fed by an all-zero node are not run (they carry no signal); official: they add their
+    # BatchNorm's constant as in the official cell (computed in closed form) and count in the FLOPs
+    dead_edges: str = opt("skip", choices=("skip", "official"))
 
     def __post_init__(self) -> None:
         if not self.ops or len(set(self.ops)) != len(self.ops):
@@ -169,7 +184,7 @@ class NB201Network(nn.Module):
         for stage, c in enumerate((C, 2 * C, 4 * C)):
             if stage > 0:
                 layers.append(ResNetBasicBlock(c // 2, c))
-            layers.extend(_Cell(c, self.edge_ops, cfg.affine) for _ in range(N))
+            layers.extend(_Cell(c, self.edge_ops, cfg.affine, cfg.dead_edges == "official") for _ in range(N))
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU(inplace=True))
         self.classifier = nn.Linear(4 * C, cfg.num_classes)
@@ -183,7 +198,7 @@ class NB201Network(nn.Module):
             if self.is_supernet:
                 raise ValueError("a supernet forward needs the path: model(x, arch)")
             arch = NB201Arch(tuple(ops[0] for ops in self.edge_ops))
-        live = arch.live_edges()
+        live = arch.official_edges() if self.cfg.dead_edges == "official" else arch.live_edges()
         x = self.stem(x)  # (B, C, H, W)
         for layer in self.cells:
             x = layer(x, arch.ops, live) if isinstance(layer, _Cell) else layer(x)
@@ -203,20 +218,51 @@ class NB201Network(nn.Module):
         return net.to(next(self.parameters()).device)
 
 
+def zero_input_bn(bn: nn.BatchNorm2d, like: torch.Tensor) -> torch.Tensor:
+    """What ``bn`` outputs for an all-zero input shaped like ``like``, without running anything before it.
+
+    ReLU and a bias-free convolution map zeros to zeros, so a ReLU-Conv-BN edge fed by an all-zero node
+    outputs BatchNorm's response to zeros, a per-channel constant: in training mode the batch statistics
+    are mean 0 and variance 0, so the output is the shift beta (0 without affine parameters) and the
+    running statistics move towards 0 (mean 0, unbiased variance 0) as BatchNorm would move them; in
+    eval mode it is ``(0 - running_mean) / sqrt(running_var + eps) * gamma + beta``.
+    """
+    C = bn.num_features
+    batch_stats = bn.training or not bn.track_running_stats
+    if bn.training and bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1.0 - factor)  # + factor * 0
+            bn.running_var.mul_(1.0 - factor)
+    if batch_stats:
+        y = bn.bias if bn.affine else like.new_zeros(C)
+    else:
+        y = -bn.running_mean / torch.sqrt(bn.running_var + bn.eps)
+        if bn.affine:
+            y = y * bn.weight + bn.bias
+    return y.to(like.dtype).view(1, C, 1, 1).expand_as(like)  # (B, C, H, W), constant per channel
+
+
 class _Cell(nn.Module):
-    def __init__(self, c: int, edge_ops: Sequence[Sequence[str]], affine: bool) -> None:
+    def __init__(self, c: int, edge_ops: Sequence[Sequence[str]], affine: bool, official: bool = False) -> None:
         super().__init__()
+        self.official = official
         self.edges = nn.ModuleList(
             nn.ModuleDict({op: make_op(op, c, affine) for op in ops}) for ops in edge_ops
         )
 
     def forward(self, x: torch.Tensor, ops: tuple[str, ...], live: list[int]) -> torch.Tensor:
-        nodes: list[torch.Tensor | None] = [x, None, None, None]
+        nodes: list[torch.Tensor | None] = [x, None, None, None]  # None: an all-zero node
         for k in live:  # live edges come in topological order (EDGES is sorted by target node)
             j, i = EDGES[k]
-            src = nodes[i]
-            assert src is not None
-            y = self.edges[k][ops[k]](src)
+            src, op = nodes[i], self.edges[k][ops[k]]
+            if src is not None:
+                y = op(src)
+            elif self.official and ops[k] in PARAMETRIC:  # ReLU-Conv-BN of zeros: BatchNorm's constant
+                y = zero_input_bn(op[2], x)
+            else:  # skip / pool of zeros: zeros
+                continue
             nodes[j] = y if nodes[j] is None else nodes[j] + y
         out = nodes[3]
         return x.mul(0.0) if out is None else out  # a disconnected cell outputs zeros
@@ -288,11 +334,13 @@ class NB201Space(SearchSpace[NB201Arch]):
         """Parameters and FLOPs of the standalone network, from an exact per-op table.
 
         FLOPs = skeleton + sum over the cells of each stage of the FLOPs of the live edges' ops (dead
-        edges are never run); params = skeleton + the params of every non-``none`` op (a standalone
-        network holds them even on dead edges). Equal to counting the built network (tested).
+        edges are never run); with ``dead_edges: official`` of every non-``none`` edge, as the official
+        network runs (and counts) them all. Params = skeleton + the params of every non-``none`` op (a
+        standalone network holds them even on dead edges). Equal to counting the built network (tested).
         """
         skel_params, skel_flops, per_stage = self._cost_table()
-        live = set(arch.live_edges())
+        official = self.cfg.dead_edges == "official"
+        live = set(range(len(EDGES))) if official else set(arch.live_edges())
         flops, params = skel_flops, skel_params
         for shape_table in per_stage:
             for k, op in enumerate(arch.ops):
