@@ -45,6 +45,10 @@ class SearchSpace(ABC, Generic[A]):
         """The architecture with option ``sample[label]`` for every label of :attr:`choices`."""
         raise NotImplementedError(f"space {self.name!r} cannot build an architecture from choices")
 
+    def to_choices(self, arch: A) -> dict[str, Any]:
+        """``{label: option}`` of ``arch`` (the inverse of :meth:`from_choices`)."""
+        raise NotImplementedError(f"space {self.name!r} cannot list an architecture's choices")
+
     @abstractmethod
     def mutate(self, arch: A, rng: random.Random) -> A: ...
 

@@ -296,6 +296,9 @@ class NB201Space(SearchSpace[NB201Arch]):
         if bad:
             raise ArchError(f"arch {arch} uses {sorted(set(bad))}, which this space excludes (ops={list(self.ops)})")
 
+    def to_choices(self, arch: NB201Arch) -> dict[str, str]:
+        return dict(zip(self.choices, arch.ops))
+
     def from_choices(self, sample: dict[str, str]) -> NB201Arch:
         return NB201Arch(tuple(sample[label] for label in self.choices))
 

@@ -345,6 +345,17 @@ class ResNetSpace(SearchSpace[ResNetArch]):
                 out[f"inner_{s}_{b}"] = self.ratios
         return out
 
+    def to_choices(self, arch: ResNetArch) -> dict[str, Any]:
+        """The labels of ``arch`` (inner widths past a stage's depth, which it ignores, as the first ratio)."""
+        out: dict[str, Any] = {}
+        for s, slots in enumerate(self.slots, start=1):
+            out[f"depth_{s}"] = arch.depths[s - 1]
+            out[f"width_{s}"] = self.ratios[arch.widths[s - 1] - 1]
+            for b in range(1, slots + 1):
+                c = arch.inner[s - 1][b - 1]
+                out[f"inner_{s}_{b}"] = self.ratios[c - 1] if c else self.ratios[0]
+        return out
+
     def from_choices(self, sample: dict[str, Any]) -> ResNetArch:
         """The arch of a ``{label: option}`` sample (inner widths past a stage's depth are ignored)."""
         code = {r: k for k, r in enumerate(self.ratios, start=1)}

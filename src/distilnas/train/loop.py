@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ from ..devices import resolve_device
 from ..environment import environment
 from ..evaluate.scoring import ScoreConfig
 from ..fileio import atomic_open, dumps, prepare_out_dir, run_lock
+from ..search.evolution import evolution_search, in_flops_range
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -77,10 +78,17 @@ class TrainConfig:
 class SelectConfig:
     """Final selection: which architectures the trained supernet scores."""
 
-    num_archs: int = opt(100, ge=1)  # distinct random architectures to score (ignored when archs_file is set)
+    num_archs: int = opt(100, ge=1)  # architectures scored by the search (ignored when archs_file is set)
     archs_file: str = ""  # score these instead: one architecture string per line
     top: int = opt(10, ge=1)  # how many of the best to list in result.json
-    sample_seed: int = opt(0, ge=0, le=MAX_SEED)  # seed of the random candidates
+    sample_seed: int = opt(0, ge=0, le=MAX_SEED)  # seed of the search's candidates
+    # evolution (SPOS's search over the supernet, with the FLOPs constraint) or random (uniform samples)
+    method: str = opt("evolution", choices=("evolution", "random"))
+    population: int = opt(10, ge=1)  # evolution: candidates per generation (SPOS: 50)
+    parents: int = opt(5, ge=1)  # evolution: best architectures bred from (SPOS: 10)
+    mutation_prob: float = opt(0.1, ge=0, le=1)  # evolution: probability of re-drawing each choice
+    flops_min: float = opt(0.0, ge=0)  # the FLOPs constraint of the search (0 = none)
+    flops_max: float = opt(0.0, ge=0)
 
 
 @dataclass
@@ -387,18 +395,32 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
     """Score the candidates into ``out/scores.jsonl`` and write ``out/result.json``. A score that is not
     finite (a path whose shared weights overflow) is kept in scores.jsonl as null, listed under
     ``nonfinite`` in the result and never selected."""
-    cfg, t0 = run.cfg, time.time()
-    if candidates is None:
-        candidates = run.algorithm.candidates(cfg.select.num_archs, random.Random(cfg.select.sample_seed))
-    elif type(run.algorithm).candidates is not Algorithm.candidates:  # e.g. Cream's board
+    cfg, sel, t0 = run.cfg, run.cfg.select, time.time()
+    own = type(run.algorithm).candidates is not Algorithm.candidates  # e.g. Cream's board
+    rng = random.Random(sel.sample_seed)
+    if candidates is not None and own:
         print(f"distilnas: note: select.archs_file replaces {cfg.algorithm['name']}'s own candidates "
               f"(e.g. Cream's board); the result is the best of the listed architectures", file=sys.stderr)
     scores, bad = [], []
-    with atomic_open(out / "scores.jsonl") as f:
-        for r in run.algorithm.score(candidates, data, cfg.score, progress, channels_last=cfg.train.channels_last):
-            f.write(dumps(r) + "\n")
+
+    def score(archs: list[Any]) -> Iterator[dict[str, Any]]:
+        for r in run.algorithm.score(archs, data, cfg.score, progress, channels_last=cfg.train.channels_last):
             finite = all(math.isfinite(v) for v in r.values() if isinstance(v, float))
             (scores if finite else bad).append(r)
+            yield r if finite else {**r, "accuracy": -math.inf}  # never bred from
+
+    with atomic_open(out / "scores.jsonl") as f:
+        if candidates is None and not own and sel.method == "evolution":
+            for r in evolution_search(run.space, score, sel.num_archs, rng, sel.population, sel.parents,
+                                      sel.mutation_prob, sel.flops_min, sel.flops_max):
+                f.write(dumps({**r, "accuracy": None} if r["accuracy"] == -math.inf else r) + "\n")
+        else:
+            if candidates is None:
+                candidates = run.algorithm.candidates(sel.num_archs, rng)
+                if not own and (sel.flops_min or sel.flops_max):
+                    candidates = [a for a in candidates if in_flops_range(run.space, a, sel.flops_min, sel.flops_max)]
+            for r in score(candidates):
+                f.write(dumps(r) + "\n")
     if not scores:
         raise DivergenceError(f"none of the {len(bad)} scored architectures has a finite score (the supernet's "
                               f"weights are not finite); see {out / 'scores.jsonl'}; train again with a lower train.lr")
