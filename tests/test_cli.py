@@ -186,3 +186,24 @@ def test_usage_errors_exit_2(capsys):
         main(["list", "spaces", "*", "--bogus"])
     assert e.value.code == 2
     assert "distilnas: error:" in capsys.readouterr().err
+
+
+def test_search_prints_the_next_commands(config_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", str(config_file), "--out", str(out), "select.num_archs=2"]) == 0
+    stdout = capsys.readouterr().out
+    for cmd in (f"distilnas report {out}", f"distilnas score {out} --archs", f"distilnas rank {out}/gt_scores.jsonl",
+                f"distilnas retrain {out}/result.json"):
+        assert cmd in stdout
+
+
+def test_next_commands_use_the_committed_ground_truth(monkeypatch):
+    from distilnas.cli import _next_steps
+    from distilnas.config import load_yaml
+    from distilnas.train.loop import resolve_config
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    text = _next_steps("runs/spos", resolve_config(load_yaml("configs/bench/spos_nb201_fmnist16.yaml")))
+    assert "--archs benchmarks/groundtruth/nb201_fmnist16/archs.txt" in text
+    assert "--truth benchmarks/groundtruth/nb201_fmnist16/table.json" in text

@@ -39,11 +39,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from .data import DataError
     from .fileio import OutputError
     from .registry import RegistryError
+    from .report import ReportError
     from .train.checkpoint import CheckpointError
     from .train.loop import RunError
 
     return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, OutputError,
-            FileNotFoundError, FileExistsError)
+            ReportError, FileNotFoundError, FileExistsError)
 
 
 def _interrupted(args: argparse.Namespace) -> str:
@@ -87,9 +88,39 @@ def cmd_search(args: argparse.Namespace) -> int:
         best = result["best"]
         print(f"search finished in {time.time() - t0:.0f}s; results in {out}/ (result.json, scores.jsonl)")
         if best:
-            print(f"best: {best['arch']}  val acc {best['accuracy']:.2f}%  "
+            print(f"best: {best['arch']}  shared-weight val acc {best['accuracy']:.2f}%  "
                   f"params {best['params']:,}  FLOPs {best['flops']:,}")
+        print(_next_steps(out, cfg))
     return 0
+
+
+def _next_steps(out: str, cfg: Any) -> str:
+    """The commands that usually follow a search, with real paths (a committed ground truth of the same
+    space and data when there is one)."""
+    truth = _matching_truth(cfg)
+    archs = f"{truth}/archs.txt" if truth else "ARCHS.txt"
+    table = f"{truth}/table.json" if truth else "TABLE.json"
+    return "\n".join(["next:",
+                      f"  distilnas score {out} --archs {archs} --out {out}/gt_scores.jsonl",
+                      f"  distilnas rank {out}/gt_scores.jsonl {table}",
+                      f"  distilnas report {out}" + (f" --truth {table}" if truth else "") + "   # figures + report.md",
+                      f"  distilnas retrain {out}/result.json   # train the pick from scratch"])
+
+
+def _matching_truth(cfg: Any) -> str | None:
+    root = Path("benchmarks/groundtruth")
+    if not root.is_dir():
+        return None
+    for bc in sorted(root.glob("*/bench_config.json")):
+        try:
+            saved = json.loads(bc.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        same_space = saved.get("space") == cfg.space.get("name") and all(
+            cfg.space.get(k) == v for k, v in (saved.get("space_cfg") or {}).items())
+        if same_space and (saved.get("data") or {}).get("name") == cfg.data.name and (bc.parent / "table.json").exists():
+            return str(bc.parent)
+    return None
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -249,6 +280,15 @@ def _bench_report(path: Path) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.run, args.truth, args.out, args.pred)
+    pngs = sorted(p.name for p in path.parent.glob("*.png"))
+    print(f"report: {path} ({', '.join(pngs)})")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .algorithms import ALGORITHMS
     from .data import DATASETS
@@ -321,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = b.add_parser("report", help="summary and noise ceiling of a table")
     s.add_argument("path", help="table.json or its directory")
     s.set_defaults(func=cmd_bench_report)
+
+    s = sub.add_parser("report", help="figures and report.md of a search run")
+    s.add_argument("run", help="a search's run directory (its --out)")
+    s.add_argument("--truth", default=None, help="ground-truth table.json: predicted vs true accuracy")
+    s.add_argument("--pred", default=None, help="predictions to rank (default RUN/gt_scores.jsonl, else RUN/scores.jsonl)")
+    s.add_argument("--out", default=None, help="folder for the figures and report.md (default the run directory)")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("list", help="registered spaces, algorithms, datasets")
     s.add_argument("kind", nargs="?", choices=["spaces", "algorithms", "datasets", "proxies"])

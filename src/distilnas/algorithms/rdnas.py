@@ -147,6 +147,7 @@ class RDNAS(Algorithm):
             raise ConfigError(f"algorithm.teacher={c.teacher!r}: name one proxy, or several distinct ones joined by +")
         self.cache: dict[str, float] = {}
         self.reference: dict[str, list[float]] = {}  # proxy -> sorted scores of the reference sample
+        self._epoch = {"rank_loss": 0.0, "violated": 0, "pairs": 0, "lambda": 0.0}  # per-epoch statistics
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def setup(self, data: Any, device: torch.device, optimizer: Any = None) -> None:
@@ -221,13 +222,25 @@ class RDNAS(Algorithm):
             if dist.world_size() > 1:  # torchrun: the hinge compares the global batch's losses
                 la, lb = (dist.all_reduce_sum(v) / dist.world_size() for v in (la, lb))
             worse, better = (la, lb) if sb > sa else (lb, la)
-            loss = loss + lam * margin_ranking_loss(worse, better, c.margin)
+            rank_loss = margin_ranking_loss(worse, better, c.margin)
+            loss = loss + lam * rank_loss
+            self._epoch["rank_loss"] += float(rank_loss.detach())
+            self._epoch["violated"] += int(float(rank_loss.detach()) > 0)
+            self._epoch["pairs"] += 1
+        self._epoch["lambda"] = lam
         loss.backward()
         correct = int((logits_a.argmax(1) == y).sum()) + int((logits_b.argmax(1) == y).sum())
         return StepOutput((ce_a.item() + ce_b.item()) / 2, correct, 2 * len(y), passes=2)
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
-        return {"teacher_cache": len(self.cache)}
+        """The teacher cache's size, lambda(t), and over the epoch's ranked pairs the mean ranking loss
+        L_rd and the share of pairs whose losses disagree with the teacher's order (the hinge is active)."""
+        e = self._epoch
+        out = {"teacher_cache": len(self.cache), "lambda": e["lambda"]}
+        if e["pairs"]:
+            out.update(rank_loss=e["rank_loss"] / e["pairs"], rank_violated=e["violated"] / e["pairs"])
+        self._epoch = {"rank_loss": 0.0, "violated": 0, "pairs": 0, "lambda": 0.0}
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"cache": dict(self.cache), "reference": {k: list(v) for k, v in self.reference.items()}}

@@ -1,0 +1,301 @@
+"""Pictures of a run: ``distilnas report RUN_DIR [--truth TABLE] [--out DIR]``.
+
+Writes PNG figures and ``report.md`` showing them with the key numbers:
+
+* ``training.png``: training curves from metrics.jsonl: the step losses and the epoch lines (loss,
+  supernet accuracy on the training batches) and every algorithm statistic logged per epoch (RD-NAS's
+  ranking loss, lambda and violated pairs; Cream's board accuracy range, rho, the matching network's
+  weight change and meta loss; DNA's block MSE), one small panel each;
+* ``scores.png``: the scored architectures' shared-weight validation accuracy against FLOPs and params,
+  the selected architecture marked (evolutionary searches coloured by generation);
+* ``board.png`` (Cream): the final board's paths, accuracy against the step at which each was measured;
+* ``truth.png`` (with ``--truth``): predicted against true accuracy, Kendall tau with its 95% interval in
+  the title, the true top-10 marked.
+
+matplotlib is an optional dependency (``pip install 'distilnas[plot]'``), imported only here.
+:func:`plot_comparison` and :func:`plot_budget_curve` draw the suite's figures (benchmarks/run_suite.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ReportError", "write_report", "plot_comparison", "plot_budget_curve"]
+
+_STEP_KEYS = {"step", "epoch", "loss", "lr"}
+_EPOCH_SKIP = {"step", "epoch", "passes", "forward_images", "epoch_seconds", "teacher_picks", "block"}
+
+
+class ReportError(RuntimeError):
+    """A run directory that cannot be reported (missing files, matplotlib not installed)."""
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError("distilnas report needs matplotlib: pip install 'distilnas[plot]' "
+                          "(scripts/install.sh installs it)") from None
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut off by a kill
+    return rows
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _training(plt: Any, metrics: list[dict[str, Any]], out: Path) -> Path | None:
+    steps = [r for r in metrics if "loss" in r and "train_loss" not in r]
+    epochs = [r for r in metrics if "train_loss" in r]
+    if not steps and not epochs:
+        return None
+    keys = ["train_acc"] + sorted({k for r in epochs for k, v in r.items()  # train_loss: in the first panel
+                                   if _num(v) and k not in _EPOCH_SKIP | {"train_loss", "train_acc", "rho_std"}})
+    keys = [k for k in keys if any(_num(r.get(k)) for r in epochs)]
+    if "board_best_acc" in keys and "board_worst_acc" in keys:  # Cream: one panel for the board's range
+        keys.remove("board_worst_acc")
+    panels = 1 + len(keys)
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    ax = axes[0][0]
+    if steps:
+        ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.8, color="tab:gray", label="step loss")
+    if epochs:
+        ax.plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", ms=3, label="epoch mean")
+    ax.set_xlabel("step")
+    ax.set_title("training loss")
+    ax.legend(fontsize=7)
+    for n, key in enumerate(keys, start=1):
+        ax = axes[n // cols][n % cols]
+        pts = [(r["epoch"], r[key]) for r in epochs if _num(r.get(key))]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3)
+        if key == "board_best_acc":
+            worst = [(r["epoch"], r["board_worst_acc"]) for r in epochs if _num(r.get("board_worst_acc"))]
+            ax.plot([p[0] for p in worst], [p[1] for p in worst], "o-", ms=3)
+            ax.set_title("board accuracy: best and worst entry (%)", fontsize=9)
+            ax.set_xlabel("epoch")
+            continue
+        if key == "rho_mean" and all(_num(r.get("rho_std")) for r in epochs if _num(r.get("rho_mean"))):
+            lo = [r["rho_mean"] - r["rho_std"] for r in epochs if _num(r.get("rho_mean"))]
+            hi = [r["rho_mean"] + r["rho_std"] for r in epochs if _num(r.get("rho_mean"))]
+            ax.fill_between([p[0] for p in pts], lo, hi, alpha=0.2)
+        ax.set_title({"train_acc": "supernet accuracy on training batches (%)"}.get(key, key), fontsize=9)
+        ax.set_xlabel("epoch")
+    for n in range(panels, rows * cols):
+        axes[n // cols][n % cols].axis("off")
+    fig.tight_layout()
+    path = out / "training.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _scores(plt: Any, scores: list[dict[str, Any]], best: str | None, out: Path) -> Path | None:
+    rows = [r for r in scores if _num(r.get("accuracy")) and _num(r.get("flops")) and _num(r.get("params"))]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    gen = [r.get("generation") for r in rows]
+    color = gen if all(g is not None for g in gen) else None
+    for ax, key in zip(axes, ("flops", "params")):
+        kw = {"c": color, "cmap": "viridis"} if color is not None else {}
+        sc = ax.scatter([r[key] for r in rows], [r["accuracy"] for r in rows], s=14, **kw)
+        for r in rows:
+            if r["arch"] == best:
+                ax.scatter([r[key]], [r["accuracy"]], s=120, facecolors="none", edgecolors="red", lw=1.5,
+                           label="selected")
+        ax.set_xlabel(key)
+        ax.set_ylabel("shared-weight val accuracy (%)")
+        ax.legend(fontsize=7, loc="lower right")
+    if color is not None:
+        fig.colorbar(sc, ax=axes[1], label="generation")
+    fig.suptitle(f"{len(rows)} scored architectures", fontsize=10)
+    fig.tight_layout()
+    path = out / "scores.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _board(plt: Any, board: list[dict[str, Any]], out: Path) -> Path | None:
+    if not board:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.scatter([e["step"] for e in board], [e["accuracy"] for e in board], c=[e["flops"] for e in board], s=30)
+    for rank, e in enumerate(board):
+        ax.annotate(str(rank), (e["step"], e["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("step the path was measured at")
+    ax.set_ylabel("board accuracy (%)")
+    ax.set_title(f"Cream's prioritized path board ({len(board)} paths, rank labelled; colour = FLOPs)", fontsize=9)
+    fig.tight_layout()
+    path = out / "board.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _truth(plt: Any, pred: dict[str, float], truth_path: Path, out: Path) -> tuple[Path | None, dict[str, Any]]:
+    from .evaluate.groundtruth import load_truth
+    from .evaluate.metrics import align, rank_metrics
+
+    truth = load_truth(truth_path)
+    archs, p, t = align({a: v for a, v in pred.items() if _num(v)}, truth)
+    if len(archs) < 3:
+        return None, {"common": len(archs)}
+    m = rank_metrics(p, t, bootstrap=1000)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    top = set(sorted(range(len(t)), key=lambda i: -t[i])[:10])
+    ax.scatter([t[i] for i in range(len(t)) if i not in top], [p[i] for i in range(len(t)) if i not in top], s=12)
+    ax.scatter([t[i] for i in top], [p[i] for i in top], s=18, color="tab:red", label="true top-10")
+    ax.set_xlabel("true accuracy (mean over seeds, %)")
+    ax.set_ylabel("predicted (shared-weight accuracy, %)")
+    ax.set_title(f"Kendall tau {m['kendall_tau']:.3f} [{m['kendall_tau_lo']:.3f}, {m['kendall_tau_hi']:.3f}], "
+                 f"n={m['n']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "truth.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path, {"common": len(archs), **m}
+
+
+def write_report(run_dir: str | Path, truth: str | Path | None = None, out: str | Path | None = None,
+                 pred: str | Path | None = None) -> Path:
+    """Write the figures and ``report.md`` of a search run directory into ``out`` (default the run
+    directory); returns the path of report.md. ``pred`` (default ``RUN/gt_scores.jsonl`` when present,
+    else ``RUN/scores.jsonl``) is ranked against ``truth``."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ReportError(f"{run} is not a run directory; pass the --out of a distilnas search")
+    if not (run / "metrics.jsonl").exists() and not (run / "result.json").exists():
+        raise ReportError(f"{run} holds neither metrics.jsonl nor result.json; pass the --out of a distilnas search")
+    plt = _plt()
+    dst = Path(out) if out else run
+    dst.mkdir(parents=True, exist_ok=True)
+    metrics = _jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() else []
+    result = json.loads((run / "result.json").read_text()) if (run / "result.json").exists() else {}
+    scores = _jsonl(run / "scores.jsonl") if (run / "scores.jsonl").exists() else []
+    if result and scores:  # FLOPs/params of every scored arch (result.json has them for the top ones only)
+        scores = _with_costs(run, scores)
+    best = (result.get("best") or {}).get("arch")
+    figures = {"training": _training(plt, metrics, dst), "scores": _scores(plt, scores, best, dst),
+               "board": _board(plt, result.get("board") or [], dst)}
+    ranking: dict[str, Any] = {}
+    if truth is not None:
+        pred_path = Path(pred) if pred else (run / "gt_scores.jsonl" if (run / "gt_scores.jsonl").exists()
+                                             else run / "scores.jsonl")
+        if not pred_path.exists():
+            raise ReportError(f"no predictions to rank: {pred_path} not found")
+        rows = _jsonl(pred_path)
+        figures["truth"], ranking = _truth(plt, {r["arch"]: r.get("accuracy") for r in rows}, Path(truth), dst)
+        ranking["pred"] = str(pred_path)
+    lines = [f"# distilnas report: {run}", ""]
+    if result:
+        b = result.get("best") or {}
+        lines += [f"- algorithm **{result.get('algorithm')}** on space **{result.get('space')}**, seed "
+                  f"{result.get('seed')}; {result.get('steps', '?')} steps, {result.get('train_seconds', '?')} s "
+                  f"training, {result.get('num_scored', '?')} architectures scored",
+                  f"- selected: `{b.get('arch')}`: shared-weight validation accuracy {b.get('accuracy')}% "
+                  f"(not a standalone accuracy: retrain it with `distilnas retrain {run / 'result.json'}`), "
+                  f"params {b.get('params')}, FLOPs {b.get('flops')}"]
+    else:
+        lines += ["- the search has not finished (no result.json): training curves only"]
+    if truth is not None:
+        if "kendall_tau" in ranking:
+            lines.append(f"- ranking of {ranking['common']} architectures ({ranking['pred']}) against {truth}: "
+                         f"Kendall tau {ranking['kendall_tau']:.3f} [{ranking['kendall_tau_lo']:.3f}, "
+                         f"{ranking['kendall_tau_hi']:.3f}], Spearman {ranking['spearman']:.3f}")
+        else:
+            lines.append(f"- only {ranking.get('common', 0)} architectures of {ranking.get('pred')} are in {truth}: "
+                         f"score the table's architectures first (`distilnas score {run} --archs ARCHS "
+                         f"--out {run / 'gt_scores.jsonl'}`)")
+    lines.append("")
+    captions = {"training": "Training curves", "scores": "Scored architectures",
+                "board": "Cream's board", "truth": "Predicted vs true accuracy"}
+    for key, path in figures.items():
+        if path is not None:
+            lines += [f"## {captions[key]}", "", f"![{key}]({path.name})", ""]
+    report = dst / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def _with_costs(run: Path, scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scores with ``flops`` and ``params`` filled from the run's space (cheap exact tables)."""
+    if all("flops" in r and "params" in r for r in scores):
+        return scores
+    try:
+        import yaml
+
+        from .config import build_space_config
+        from .spaces import create_space
+
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        space = create_space(cfg["space"]["name"], build_space_config(cfg["space"]["name"], cfg["space"]))
+        return [{**space.cost(space.parse(r["arch"])), **r} for r in scores]
+    except Exception:  # noqa: BLE001 - a figure without costs is better than no report
+        return scores
+
+
+def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple[str, float] | None = None) -> Path:
+    """The suite's method comparison: per-seed tau as points, the mean with its 95% interval, the noise
+    ceiling (and the best zero-cost proxy) as horizontal lines."""
+    plt = _plt()
+    entries = results["entries"]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(entries), 3.6))
+    for x, (label, e) in enumerate(entries.items()):
+        ax.scatter([x + 0.12 * (i % 3 - 1) for i in range(len(e["tau"]))], e["tau"], s=10, color="tab:gray")
+        lo, hi = e["ci95"]
+        ax.errorbar([x], [e["mean"]], yerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o", color="tab:blue", capsize=4)
+    if results.get("noise_ceiling") is not None:
+        ax.axhline(results["noise_ceiling"], color="tab:green", ls="--", lw=1, label="noise ceiling")
+    if best_proxy is not None:
+        ax.axhline(best_proxy[1], color="tab:orange", ls=":", lw=1, label=f"best proxy ({best_proxy[0]})")
+    ax.set_xticks(range(len(entries)), list(entries), rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("Kendall tau (report half)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]], path: str | Path,
+                      noise_ceiling: float | None = None, best_proxy: tuple[str, float] | None = None) -> Path:
+    """Tau against supernet budget: per method a list of (epochs, mean, lo, hi)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for label, pts in curves.items():
+        pts = sorted(pts)
+        xs = [p[0] for p in pts]
+        ax.errorbar(xs, [p[1] for p in pts], yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
+                    fmt="o-", capsize=3, label=label)
+    if noise_ceiling is not None:
+        ax.axhline(noise_ceiling, color="tab:green", ls="--", lw=1, label="noise ceiling")
+    if best_proxy is not None:
+        ax.axhline(best_proxy[1], color="tab:orange", ls=":", lw=1, label=f"best proxy ({best_proxy[0]})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("supernet epochs")
+    ax.set_ylabel("Kendall tau (report half)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
