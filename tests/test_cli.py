@@ -207,3 +207,20 @@ def test_next_commands_use_the_committed_ground_truth(monkeypatch):
     text = _next_steps("runs/spos", resolve_config(load_yaml("configs/bench/spos_nb201_fmnist16.yaml")))
     assert "--archs benchmarks/groundtruth/nb201_fmnist16/archs.txt" in text
     assert "--truth benchmarks/groundtruth/nb201_fmnist16/table.json" in text
+
+
+def test_progress_lines_when_not_on_a_terminal(tmp_path, capsys, monkeypatch, trained_run):
+    """Logs and CI get a line with the step, rate and ETA every DISTILNAS_PROGRESS_EVERY seconds; the
+    scoring phase reports too."""
+    from distilnas.progress import LineProgress, progress_bar
+
+    bar = LineProgress(total=10, desc="work", every=1e-9, initial=2)
+    bar.update(3)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("work: 5/10 (50%)") and "/s" in line and "ETA" in line
+    assert isinstance(progress_bar(total=3, desc="x"), LineProgress)  # stderr is captured: not a terminal
+    monkeypatch.setenv("DISTILNAS_PROGRESS_EVERY", "1e-9")
+    f = tmp_path / "archs.txt"
+    f.write_text(ARCH + "\n")
+    assert main(["score", str(trained_run), "--archs", str(f), "--out", str(tmp_path / "s.jsonl")]) == 0
+    assert "scoring: 1/1 (100%)" in capsys.readouterr().err

@@ -287,3 +287,15 @@ def test_score_recal_seed_and_val_offset(trained_run):
     assert score(val_offset=64)["loss"] != base["loss"]
     with pytest.raises(ValueError, match="val_offset=500 leaves none"):
         score(val_offset=500)
+
+
+def test_scores_csv_and_result_fields(trained_run):
+    import csv
+    import json
+
+    rows = list(csv.DictReader((trained_run / "scores.csv").open()))
+    scores = [json.loads(ln) for ln in (trained_run / "scores.jsonl").read_text().splitlines()]
+    assert [r["arch"] for r in rows] == [s["arch"] for s in scores]
+    assert {"arch", "accuracy", "loss", "flops", "params"} <= set(rows[0]) and int(rows[0]["flops"]) > 0
+    fields = json.loads((trained_run / "result.json").read_text())["fields"]
+    assert "not the accuracy of the architecture trained on its own" in fields["accuracy"]

@@ -238,8 +238,8 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     mf = open(metrics_path, "a" if resume else "w") if (metrics_path is not None and is_main) else None
     nonfinite = 0
     bar = progress_bar(total=t.epochs * steps_per_epoch, desc=f"{cfg.algorithm['name']} search",
-                       disable=(None if is_main else True) if progress is None else (not progress or not is_main))
-    bar.update(step)
+                       disable=(None if is_main else True) if progress is None else (not progress or not is_main),
+                       initial=step)
     try:
         for epoch in range(start_epoch, t.epochs):
             run.supernet.train()
@@ -438,9 +438,40 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
               "score_seconds": round(time.time() - t0, 2), **final, "environment": environment(run.device)}
     if bad:
         result["nonfinite"] = [r["arch"] for r in bad]
+    result["fields"] = RESULT_FIELDS
+    _write_csv(run, scores + bad, out / "scores.csv")
     with atomic_open(out / "result.json") as f:
         f.write(dumps(result, indent=2) + "\n")
     return result
+
+
+RESULT_FIELDS = {
+    "accuracy": "the supernet's shared-weight top-1 on the validation images (%), after BatchNorm recalibration: "
+                "it ranks architectures; it is not the accuracy of the architecture trained on its own "
+                "(distilnas retrain gives that)",
+    "loss": "the shared-weight validation cross-entropy",
+    "arch": "the selected architecture, the same as best.arch (kept at the top level for scripts)",
+    "passes": "forward/backward passes of training (a step of a pair-sampling method counts 2)",
+    "forward_images": "images run forward besides the training passes (Cream's teacher, board and meta "
+                      "evaluations; 0 for methods without them)",
+    "num_scored": "architectures scored by the final selection (scores.jsonl, scores.csv)",
+}
+
+
+def _write_csv(run: Run, rows: list[dict[str, Any]], path: Path) -> None:
+    """scores.jsonl as a spreadsheet: arch, accuracy, loss, flops, params (and generation)."""
+    import csv
+
+    cols = ["arch", "accuracy", "loss", "flops", "params"] + (["generation"] if any("generation" in r for r in rows)
+                                                              else [])
+    with atomic_open(path) as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            cost = run.space.cost(run.space.parse(r["arch"]))
+            full = {**cost, **r}
+            w.writerow(["" if full.get(c) is None or (isinstance(full.get(c), float) and not math.isfinite(full[c]))
+                        else full.get(c) for c in cols])
 
 
 def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
