@@ -181,11 +181,12 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as e:  # an override without '='
         main(["search", "c.yaml", "--out", "run", "train.epochs"])
     assert e.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "distilnas: error: unrecognized arguments: train.epochs"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "distilnas search: error: override 'train.epochs' is not key=value (e.g. train.epochs=5)"
     with pytest.raises(SystemExit) as e:
         main(["list", "spaces", "*", "--bogus"])
     assert e.value.code == 2
-    assert "distilnas: error:" in capsys.readouterr().err
+    assert "distilnas list: error:" in capsys.readouterr().err
 
 
 def test_search_prints_the_next_commands(config_file, tmp_path, capsys):
@@ -224,3 +225,28 @@ def test_progress_lines_when_not_on_a_terminal(tmp_path, capsys, monkeypatch, tr
     f.write_text(ARCH + "\n")
     assert main(["score", str(trained_run), "--archs", str(f), "--out", str(tmp_path / "s.jsonl")]) == 0
     assert "scoring: 1/1 (100%)" in capsys.readouterr().err
+
+
+def test_config_prints_every_default(capsys):
+    assert main(["config", "train.epochs=3", "algorithm.name=rdnas"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["train"]["epochs"] == 3 and cfg["algorithm"]["sampler"] == "group" and "select" in cfg
+    line = one_error_line(capsys, main(["config", "train.nope=1"]))
+    assert "unknown config key 'train.nope'" in line
+
+
+def test_a_bare_override_shows_the_command_usage(config_file, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["search", str(config_file), "--out", str(tmp_path / "r"), "train.epochs"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: distilnas search")
+    assert "override 'train.epochs' is not key=value" in err
+
+
+def test_train_takes_its_input_shape_from_the_data(tmp_path, capsys):
+    """`distilnas train ARCH` with the default space and data: the network fits the data's shape."""
+    rc = main(["train", ARCH, "space.C=4", "space.N=1", "data.name=synthetic", "data.val_size=50",
+               "data.train_size=64", "data.test_size=50", "recipe.epochs=1", "recipe.batch_size=32", "device=cpu"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["params"] > 0

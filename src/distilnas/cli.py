@@ -280,6 +280,21 @@ def _bench_report(path: Path) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print a search config resolved with every default (the keys a user can override)."""
+    import yaml
+
+    from .config import to_dict
+    from .train.loop import resolve_config
+
+    path, overrides = args.config, list(args.overrides)
+    if path is not None and "=" in path and not Path(path).exists():  # no config file, only overrides
+        path, overrides = None, [path, *overrides]
+    cfg = resolve_config(_load_config(path, overrides))
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -317,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"distilnas {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("search", help="train a supernet and select architectures")
+    s = sub.add_parser("search", help="train a supernet and select architectures",
+                       epilog="config sections: seed, space (name + the space's options), data, algorithm (name + "
+                              "its options), train, score, select; 'distilnas config CONFIG' prints them all "
+                              "with their defaults")
     s.add_argument("config", help="YAML config, e.g. configs/bench/spos_nb201_fmnist16.yaml")
     s.add_argument("--out", help="run directory (default runs/<config>-seed<seed>-<time>)")
     s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
@@ -362,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", help="table.json or its directory")
     s.set_defaults(func=cmd_bench_report)
 
+    s = sub.add_parser("config", help="print a search config with every default filled in")
+    s.add_argument("config", nargs="?", default=None, help="YAML config (default: all defaults)")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(func=cmd_config)
+
     s = sub.add_parser("report", help="figures and report.md of a search run")
     s.add_argument("run", help="a search's run directory (its --out)")
     s.add_argument("--truth", default=None, help="ground-truth table.json: predicted vs true accuracy")
@@ -376,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
+    for sp in sub.choices.values():  # each command's own parser, for its usage line in errors
+        sp.set_defaults(_parser=sp)
+        for action in sp._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for nested in action.choices.values():
+                    nested.set_defaults(_parser=nested)
     return p
 
 
@@ -384,8 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may come after options (argparse stops filling positionals at the first one)
     stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    own = getattr(args, "_parser", parser)  # the command's usage, not the top-level one
     if stray or (extra and not hasattr(args, "overrides")):
-        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        bare = [e for e in stray if not e.startswith("-")]
+        if bare and hasattr(args, "overrides"):
+            own.error(f"override {bare[0]!r} is not key=value (e.g. train.epochs=5)")
+        own.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
     import signal

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import importlib.util
 import io
 import json
@@ -213,6 +214,12 @@ def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = N
     if out_dir is not None:
         _check_out(out_dir)
     data = load_dataset(cfg.data)
+    shape = {"in_channels": data.input_shape[0], "input_size": data.input_shape[1], "num_classes": data.num_classes}
+    unset = {k: v for k, v in shape.items() if k not in cfg.space}
+    if source is None and unset:  # a literal architecture: the network's input and classes follow the data
+        cfg = dataclasses.replace(cfg, space={**cfg.space, **unset})
+        space = _space(cfg.space)
+        a = space.parse(arch)
     check_data(space, data, cfg.data.name)
     if cfg.recipe.batch_size > len(data.train_y):
         raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is larger than the training split "
