@@ -146,8 +146,9 @@ def test_train_errors(tmp_path, capsys):
 
 
 def test_train_shape_mismatch_is_an_error_line(capsys):
-    # the default space expects 3x32x32 inputs; synthetic data are 1x16x16
-    rc = main(["train", ARCH, "data.name=synthetic", "data.val_size=100", "device=cpu"])
+    # a space given 3x32x32 inputs explicitly; synthetic data are 1x16x16
+    rc = main(["train", ARCH, "space.in_channels=3", "space.input_size=32", "data.name=synthetic",
+               "data.val_size=100", "device=cpu"])
     assert "space.in_channels=1" in one_error_line(capsys, rc)
 
 

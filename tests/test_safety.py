@@ -377,13 +377,23 @@ def test_interrupt_messages_name_what_each_command_kept(tmp_path, capsys, monkey
     monkeypatch.setattr(scoring, "score_archs", interrupted)
     out = tmp_path / "s.jsonl"
     assert main(["score", str(trained_run), "--archs", str(archs_file), "--out", str(out)]) == 130
-    assert f"scored rows are kept in {out}.partial; rerun the same command" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nothing was scored yet; rerun the command" in err  # interrupted before the first row
     import distilnas.evaluate.groundtruth as gt
     monkeypatch.setattr(gt, "_build", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert main(["bench", "build", str(bench_file), "--out", str(tmp_path / "gt")]) == 130
+    assert "no run had finished; rerun the command" in capsys.readouterr().err
+    (tmp_path / "gt" / "runs.jsonl").write_text('{"arch": "a"}\n')  # one run finished before the interrupt
     assert main(["bench", "build", str(bench_file), "--out", str(tmp_path / "gt")]) == 130
     err = capsys.readouterr().err
     assert f"finished runs are kept in {tmp_path / 'gt'}/runs.jsonl; rerun the same command" in err
     assert "checkpoint.pt" not in err
+    spos = ALGORITHMS.get("spos")
+    monkeypatch.setattr(spos, "training_step", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    cfg = tmp_path / "search.yaml"
+    cfg.write_text(yaml.safe_dump(SEARCH_DICT, sort_keys=False))
+    assert main(["search", str(cfg), "--out", str(tmp_path / "run")]) == 130
+    assert "no epoch had finished, nothing to resume: rerun the command without --resume" in capsys.readouterr().err
 
 
 def test_score_resumes_from_the_rows_it_wrote(tmp_path, capsys, monkeypatch, trained_run):
@@ -410,12 +420,13 @@ def test_score_resumes_from_the_rows_it_wrote(tmp_path, capsys, monkeypatch, tra
     monkeypatch.setattr(scoring, "score_archs", killed_after_two)
     out = tmp_path / "s.jsonl"
     assert main(["score", str(trained_run), "--archs", str(f), "--out", str(out)]) == 130
-    assert not out.exists() and (tmp_path / "s.jsonl.partial").exists()
+    assert f"scored rows are kept in {out}.resume; rerun the same command" in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "s.jsonl.resume").exists()
     capsys.readouterr()
     assert main(["score", str(trained_run), "--archs", str(f), "--out", str(out)]) == 0
     assert "resuming: 2 of 5" in capsys.readouterr().err and seen == [5, 3]
     assert out.read_text() == ref.read_text()  # same rows, same order, as one uninterrupted run
-    assert not (tmp_path / "s.jsonl.partial").exists() and not (tmp_path / "s.jsonl.lock").exists()
+    assert not (tmp_path / "s.jsonl.resume").exists() and not (tmp_path / "s.jsonl.lock").exists()
 
 
 def test_partial_rows_of_another_input_are_not_reused(tmp_path):
@@ -482,7 +493,40 @@ def test_bench_build_workers_die_with_their_parent(tmp_path, sig):
             time.sleep(0.2)
         assert not _alive(kids), f"workers survived their parent: {_alive(kids)}"
         if sig == signal.SIGTERM:
-            assert "finished runs are kept in" in parent.stderr.read()
+            assert parent.returncode == 143
+            assert "distilnas: interrupted; " in parent.stderr.read()
+    finally:
+        for p in _alive(_children(parent.pid)) | {parent.pid}:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_dead_worker_ends_bench_build_with_one_line(tmp_path):
+    """A worker killed by the OOM killer (here: kill -9) does not hang the build."""
+    cfg = tmp_path / "gt.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "space": "nb201", "space_cfg": {k: v for k, v in SEARCH_DICT["space"].items() if k != "name"},
+        "data": {"name": "synthetic", "val_size": 64, "train_size": 2048, "test_size": 64},
+        "recipe": {"epochs": 50, "batch_size": 32}, "num_archs": 4, "seeds": [0], "workers": 2}))
+    parent = subprocess.Popen([sys.executable, "-m", "distilnas.cli", "bench", "build", str(cfg), "--out",
+                               str(tmp_path / "gt")], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(_children(parent.pid)) < 2:
+            time.sleep(0.2)
+        time.sleep(2)
+        workers = [p for p in _children(parent.pid)
+                   if "spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        assert workers, "no worker started"
+        os.kill(workers[0], signal.SIGKILL)
+        rc = parent.wait(timeout=60)
+        err = parent.stderr.read().strip().splitlines()
+        assert rc == 2 and err[-1].startswith("distilnas: error: a worker process died"), err
+        assert not _alive(_children(parent.pid))
     finally:
         for p in _alive(_children(parent.pid)) | {parent.pid}:
             try:

@@ -42,31 +42,42 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from .report import ReportError
     from .train.checkpoint import CheckpointError
     from .train.loop import RunError
+    from .train.parallel import WorkerError
 
     return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, OutputError,
-            ReportError, FileNotFoundError, FileExistsError)
+            ReportError, WorkerError, FileNotFoundError, FileExistsError)
 
 
-def _interrupted(args: argparse.Namespace) -> str:
-    """What an interrupted command kept, and how its rerun continues."""
+def _interrupted(args: argparse.Namespace | None) -> str:
+    """What an interrupted command kept, and how its rerun continues (checked on disk)."""
     command = getattr(args, "command", "")
-    if command == "search":
-        return (f"finished epochs are in {args.out}/checkpoint.pt (continue with --resume)" if args.out else
-                "finished epochs are in the run directory's checkpoint.pt (continue with --out DIR --resume)")
-    if command == "bench":
-        return (f"finished runs are kept in {args.out}/runs.jsonl; rerun the same command to continue"
-                if getattr(args, "bench_command", "") == "build" else "nothing was written")
+    out = getattr(args, "out", None)
+    if command == "search" and out:
+        if (Path(out) / "checkpoint.pt").exists():
+            return f"finished epochs are in {out}/checkpoint.pt (continue with --resume)"
+        return "no epoch had finished, nothing to resume: rerun the command without --resume"
+    if command == "bench" and getattr(args, "bench_command", "") == "build":
+        if (Path(out) / "runs.jsonl").exists():
+            return f"finished runs are kept in {out}/runs.jsonl; rerun the same command to continue"
+        return "no run had finished; rerun the command"
     if command == "score":
-        return f"scored rows are kept in {args.out}.partial; rerun the same command to continue"
-    if command == "random-search":
-        return "finished candidates are kept in the run directory's runs.jsonl; rerun the same command to continue"
+        resume = Path(f"{out}.resume")
+        if resume.exists() and len(resume.read_text(errors="replace").splitlines()) > 1:  # header + rows
+            return f"scored rows are kept in {out}.resume; rerun the same command to continue"
+        return "nothing was scored yet; rerun the command"
+    if command == "random-search" and out and (Path(out) / "runs.jsonl").exists():
+        return f"finished candidates are kept in {out}/runs.jsonl; rerun the same command to continue"
     return "nothing was kept; rerun the command"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``), raised where the process is, so that cleanup runs as for Ctrl-C."""
 
 
 def _terminate(signum: int, frame: Any) -> None:
     """SIGTERM (``kill``) ends a command like Ctrl-C: its cleanup runs (worker processes stop,
     temporary files are removed, locks are released) and it says what it kept."""
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _load_config(path: str | None, overrides: Sequence[str]) -> dict[str, Any]:
@@ -409,28 +420,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come after options (argparse stops filling positionals at the first one)
-    stray = [e for e in extra if e.startswith("-") or "=" not in e]
-    own = getattr(args, "_parser", parser)  # the command's usage, not the top-level one
-    if stray or (extra and not hasattr(args, "overrides")):
-        bare = [e for e in stray if not e.startswith("-")]
-        if bare and hasattr(args, "overrides"):
-            own.error(f"override {bare[0]!r} is not key=value (e.g. train.epochs=5)")
-        own.error(f"unrecognized arguments: {' '.join(stray or extra)}")
-    if extra:
-        args.overrides = list(args.overrides) + extra
+    """Run one command; returns the exit status (2: bad input, 130 / 143: interrupted by SIGINT / SIGTERM)."""
     import signal
     import threading
 
     in_main = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    previous_int = signal.getsignal(signal.SIGINT) if in_main else None
+    args: argparse.Namespace | None = None
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # key=value overrides may come after options (argparse stops filling positionals at the first one)
+        stray = [e for e in extra if e.startswith("-") or "=" not in e]
+        own = getattr(args, "_parser", parser)  # the command's usage, not the top-level one
+        if stray or (extra and not hasattr(args, "overrides")):
+            bare = [e for e in stray if not e.startswith("-")]
+            if bare and hasattr(args, "overrides"):
+                own.error(f"override {bare[0]!r} is not key=value (e.g. train.epochs=5)")
+            own.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        if extra:
+            args.overrides = list(args.overrides) + extra
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if in_main:  # a second signal during the message must not cut it short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"distilnas: interrupted; {_interrupted(args)}", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except _known_errors() + (ValueError,) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"distilnas: error: {msg}", file=sys.stderr)
@@ -438,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":

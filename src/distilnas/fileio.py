@@ -117,20 +117,22 @@ def run_lock(out_dir: str | Path, what: str = "run directory") -> Iterator[None]
 
 
 class PartialRows:
-    """A JSON-lines output written row by row to ``OUT.partial`` so that a killed command resumes.
+    """A JSON-lines output written row by row to ``OUT.resume`` so that a killed command resumes.
 
-    The first line of the partial file is ``{"distilnas_partial": key}``: rows are reused only by a rerun
+    The first line of the resume file is ``{"distilnas_partial": key}``: rows are reused only by a rerun
     with the same ``key`` (e.g. a digest of the checkpoint, the options and the input list); any other
-    partial file is started afresh. :meth:`finish` writes ``OUT`` (rows only) and removes the partial file.
-    Hold a :func:`lock_file` around it so that two processes never write one output.
+    resume file is started afresh. :meth:`finish` writes ``OUT`` (rows only, atomically) and removes the
+    resume file. Hold a :func:`lock_file` around it so that two processes never write one output.
     """
 
     def __init__(self, path: str | Path, key: str, id_field: str = "arch") -> None:
         self.path, self.key, self.id_field = Path(path), key, id_field
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = self.path.with_name(self.path.name + ".resume")
+        self._tmp = self.path.with_name(self.path.name + ".writing")
         self.done: dict[str, dict[str, Any]] = {}
         self.reused = 0
         _mkdir(self.path.parent)
+        self._tmp.unlink(missing_ok=True)  # left by a kill -9 inside finish()
         if self.partial.exists():
             lines = self.partial.read_text(errors="replace").splitlines()
             rows = []
@@ -142,11 +144,12 @@ class PartialRows:
             if lines and _header(lines[0]) == key:
                 self.done = {r[id_field]: r for r in rows if isinstance(r, dict) and id_field in r}
                 self.reused = len(self.done)
-        self._f = open(self.partial, "w")
-        self._f.write(json.dumps({"distilnas_partial": key}) + "\n")
-        for r in self.done.values():
-            self._f.write(dumps(r) + "\n")
-        self._f.flush()
+        # rewrite the reused rows through a temporary file: a kill here never loses them
+        with open(self._tmp, "w") as f:
+            f.write(json.dumps({"distilnas_partial": key}) + "\n")
+            f.writelines(dumps(r) + "\n" for r in self.done.values())
+        os.replace(self._tmp, self.partial)
+        self._f = open(self.partial, "a")
 
     def append(self, row: dict[str, Any]) -> None:
         self.done[row[self.id_field]] = row
@@ -157,18 +160,17 @@ class PartialRows:
         """Write the rows of ``order`` (ids) to the output atomically; returns them."""
         self._f.close()
         rows = [self.done[i] for i in order if i in self.done]
-        tmp = self.path.with_name(self.path.name + ".writing")  # the partial file stays until OUT is complete
         try:
-            with open(tmp, "w") as f:
+            with open(self._tmp, "w") as f:
                 f.writelines(dumps(r) + "\n" for r in rows)
-            os.replace(tmp, self.path)
+            os.replace(self._tmp, self.path)
         finally:
-            tmp.unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
         self.partial.unlink(missing_ok=True)
         return rows
 
     def close(self) -> None:
-        """Keep the partial file for a rerun (an interrupt or error)."""
+        """Keep the resume file for a rerun (an interrupt or error)."""
         if not self._f.closed:
             self._f.close()
 

@@ -397,6 +397,8 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
     ``nonfinite`` in the result and never selected."""
     cfg, sel, t0 = run.cfg, run.cfg.select, time.time()
     own = type(run.algorithm).candidates is not Algorithm.candidates  # e.g. Cream's board
+    # evolution breeds whole architectures of the space: not for methods that score their own units (DNA)
+    evolve = not own and type(run.algorithm).score is Algorithm.score and sel.method == "evolution"
     rng = random.Random(sel.sample_seed)
     if candidates is not None and own:
         print(f"distilnas: note: select.archs_file replaces {cfg.algorithm['name']}'s own candidates "
@@ -410,7 +412,7 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
             yield r if finite else {**r, "accuracy": -math.inf}  # never bred from
 
     with atomic_open(out / "scores.jsonl") as f:
-        if candidates is None and not own and sel.method == "evolution":
+        if candidates is None and evolve:
             for r in evolution_search(run.space, score, sel.num_archs, rng, sel.population, sel.parents,
                                       sel.mutation_prob, sel.flops_min, sel.flops_max):
                 f.write(dumps({**r, "accuracy": None} if r["accuracy"] == -math.inf else r) + "\n")
@@ -468,7 +470,10 @@ def _write_csv(run: Run, rows: list[dict[str, Any]], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(cols)
         for r in rows:
-            cost = run.space.cost(run.space.parse(r["arch"]))
+            try:
+                cost = run.space.cost(run.space.parse(r["arch"]))
+            except ValueError:  # a unit of the method's own (DNA's block candidates carry their costs)
+                cost = {}
             full = {**cost, **r}
             w.writerow(["" if full.get(c) is None or (isinstance(full.get(c), float) and not math.isfinite(full[c]))
                         else full.get(c) for c in cols])

@@ -15,13 +15,19 @@ import ctypes
 import json
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
 from ..fileio import dumps
 
-__all__ = ["run_jobs", "torch_threads", "read_records", "open_records", "append_record"]
+__all__ = ["WorkerError", "run_jobs", "torch_threads", "read_records", "open_records", "append_record"]
+
+
+class WorkerError(RuntimeError):
+    """A worker process died (killed, out of memory, crashed) before finishing its job."""
 
 
 def _init_worker(threads: int, parent: int) -> None:
@@ -90,24 +96,28 @@ def run_jobs(fn: Callable[..., dict[str, Any]], jobs: Sequence[tuple[Any, ...]],
                     bar.set_postfix_str(postfix(r))
                 yield r
             return
-        pool = get_context("spawn").Pool(min(workers, len(jobs)), _init_worker, (threads, os.getpid()))
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads, os.getpid()))
         try:
-            for r in pool.imap_unordered(_call, [(fn, job) for job in jobs]):
+            futures = [pool.submit(fn, *job) for job in jobs]
+            for fut in as_completed(futures):
+                try:
+                    r = fut.result()
+                except BrokenProcessPool:
+                    raise WorkerError(f"a worker process died (killed, or out of memory?) while running {desc or 'a job'}; "
+                                      f"finished results are kept: rerun the same command to continue") from None
                 bar.update(1)
                 if postfix:
                     bar.set_postfix_str(postfix(r))
                 yield r
-            pool.close()
-        finally:  # normal end: the workers have finished; an interrupt or error: stop them now
-            pool.terminate()
-            pool.join()
+        except BaseException:  # an interrupt or error: stop the running jobs now, not after they finish
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public way to kill them
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     finally:
         bar.close()
-
-
-def _call(item: tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]) -> dict[str, Any]:
-    fn, job = item
-    return fn(*job)
 
 
 def read_records(path: str | Path, key: str, value: Any) -> list[dict[str, Any]]:
