@@ -219,14 +219,57 @@ def test_divergence_keeps_the_last_good_checkpoint_resumable(tmp_path, monkeypat
     assert [ln["epoch"] for ln in lines if "train_loss" in ln] == [1, 2]
 
 
-def test_a_few_nonfinite_steps_may_be_skipped(tmp_path, monkeypatch):
+@pytest.mark.parametrize("grad_clip", [5.0, 0.0])
+def test_a_few_nonfinite_steps_may_be_skipped(tmp_path, monkeypatch, grad_clip):
+    """A skipped step leaves no trace: no update, BatchNorm statistics restored (the NaN batch ran forward
+    through them), the epoch's loss over the good steps; its count is per epoch and saved for --resume."""
     d = copy.deepcopy(SEARCH_DICT)
-    d["train"]["max_nonfinite"] = 1
-    _nan_after(monkeypatch, 2, count=1)
+    d["train"].update(max_nonfinite=1, grad_clip=grad_clip)
+    spos = ALGORITHMS.get("spos")
+    real = spos.training_step
+
+    def step(self, x, y, step, epoch, num_epochs):  # step 2 sees a NaN batch
+        return real(self, x * math.nan if step == 2 else x, y, step, epoch, num_epochs)
+
+    monkeypatch.setattr(spos, "training_step", step)
     result = run_search(resolve_config(d), tmp_path / "run", progress=False)
-    assert all(math.isfinite(p.sum().item()) for p in load_checkpoint(tmp_path / "run")["model"].values())
+    state = load_checkpoint(tmp_path / "run")
+    assert all(torch.isfinite(v.float()).all() for v in state["model"].values())  # weights and BN statistics
+    assert state["nonfinite"] == 1
     epoch = [_strict_json(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
-    assert epoch["nonfinite_steps"] == 1 and result["steps"] == 4
+    assert epoch["nonfinite_steps"] == 1 and math.isfinite(epoch["train_loss"]) and result["steps"] == 4
+
+
+def test_a_nonfinite_gradient_under_a_finite_loss_is_caught_without_clipping(tmp_path, monkeypatch):
+    d = copy.deepcopy(SEARCH_DICT)
+    d["train"]["grad_clip"] = 0.0
+    spos = ALGORITHMS.get("spos")
+    real = spos.training_step
+
+    def step(self, x, y, step, epoch, num_epochs):
+        res = real(self, x, y, step, epoch, num_epochs)
+        if step == 1:
+            next(p for p in self.supernet.parameters() if p.grad is not None).grad.fill_(math.inf)
+        return res
+
+    monkeypatch.setattr(spos, "training_step", step)
+    with pytest.raises(Exception, match="diverged: gradient norm inf at step 2"):
+        run_search(resolve_config(d), tmp_path / "run", progress=False)
+
+
+def test_resume_skips_a_garbled_metrics_line(tmp_path):
+    d = copy.deepcopy(SEARCH_DICT)
+    d["train"]["epochs"] = 2
+    out = tmp_path / "run"
+    run_search(resolve_config(copy.deepcopy(d) | {"train": {**d["train"], "epochs": 2}}), out, progress=False)
+    ckpt = load_checkpoint(out)
+    (out / "result.json").unlink()
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 999, "epoch": 5, "lo')  # cut off by a full disk
+    torch.save(ckpt, out / "checkpoint.pt")
+    assert run_search(resolve_config(d), out, resume=True, progress=False)["steps"] == 8
+    for ln in (out / "metrics.jsonl").read_text().splitlines():
+        _strict_json(ln)
 
 
 def test_nonfinite_scores_are_never_selected(tmp_path, monkeypatch, capsys):
@@ -246,6 +289,26 @@ def test_nonfinite_scores_are_never_selected(tmp_path, monkeypatch, capsys):
     rows = [_strict_json(ln) for ln in (out / "scores.jsonl").read_text().splitlines()]
     assert rows[0]["loss"] is None and rows[0]["arch"] == bad
     assert "non-finite" in capsys.readouterr().err
+
+
+def test_cream_board_selection_skips_nonfinite_scores(tmp_path, monkeypatch):
+    """select_by=board ranks board entries by the board's own accuracy: a path whose rescore is not
+    finite is still never selected."""
+    cream = ALGORITHMS.get("cream")
+    real = cream.score
+
+    def score(self, archs, *a, **k):
+        for i, r in enumerate(real(self, archs, *a, **k)):
+            yield {**r, "loss": math.nan} if i == 0 else r
+
+    monkeypatch.setattr(cream, "score", score)
+    d = copy.deepcopy(SEARCH_DICT)
+    d["algorithm"] = {"name": "cream", "warmup_epochs": 1, "board_size": 3, "update_iter": 2,
+                      "board_val_size": 32, "meta_val_batch": 16, "select_by": "board"}
+    d["train"]["epochs"] = 3
+    result = run_search(resolve_config(d), tmp_path / "run", progress=False)
+    bad = result["nonfinite"][0]
+    assert result["arch"] != bad and all(r["arch"] != bad for r in result["top"])
 
 
 def test_rank_refuses_nonfinite_predictions(tmp_path, capsys):

@@ -229,14 +229,16 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                                   f"{str(e).splitlines()[0][:120]}); use a new --out") from None
         start_epoch, step = state["epoch"], state["step"]
         passes, seconds = state.get("passes", 0), state.get("seconds", 0.0)
-        fwd_images = state.get("forward_images", 0)
+        fwd_images, nonfinite = state.get("forward_images", 0), state.get("nonfinite", 0)
         if metrics_path is not None and metrics_path.exists() and is_main:  # drop lines past the checkpoint
-            keep = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            keep = [ln for ln in metrics_path.read_text(errors="replace").splitlines() if _metrics_step(ln) <= step]
             metrics_path.write_text("".join(ln + "\n" for ln in keep))
     params = [p for p in run.supernet.parameters() if p.requires_grad]
     # a fresh run starts metrics.jsonl afresh (a run killed before its first checkpoint left lines)
     mf = open(metrics_path, "a" if resume else "w") if (metrics_path is not None and is_main) else None
-    nonfinite = 0
+    if not (resume and ckpt_path is not None):
+        nonfinite = 0  # skipped non-finite steps so far (the train.max_nonfinite budget, kept in checkpoints)
+    buffers = list(run.supernet.buffers()) if t.max_nonfinite > 0 else []
     bar = progress_bar(total=t.epochs * steps_per_epoch, desc=f"{cfg.algorithm['name']} search",
                        disable=(None if is_main else True) if progress is None else (not progress or not is_main),
                        initial=step)
@@ -244,32 +246,40 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         for epoch in range(start_epoch, t.epochs):
             run.supernet.train()
             t0 = time.time()
-            loss_sum, correct, samples, classified = 0.0, 0, 0, 0
+            loss_sum, correct, samples, classified, skipped = 0.0, 0, 0, 0, 0
             for i, (xb, yb) in enumerate(loader):
                 if i == steps_per_epoch:
                     break
                 opt.zero_grad(set_to_none=True)
+                saved = [b.clone() for b in buffers]  # BatchNorm statistics, restored if the step is skipped
                 with dist.global_batch():  # torchrun: BatchNorm over all ranks' parts of the batch
                     res = run.algorithm.training_step(xb, yb, step, epoch, t.epochs)
                 res = dist.reduce_step(res)  # torchrun: loss and accuracy of the global batch, on every rank
                 dist.all_reduce_grads(params)
-                grad_norm = nn.utils.clip_grad_norm_(params, t.grad_clip) if t.grad_clip > 0 else None
-                if not _finite(res.loss, grad_norm, run.device):  # skip the update; stop past train.max_nonfinite
+                grad_norm = (nn.utils.clip_grad_norm_(params, t.grad_clip) if t.grad_clip > 0
+                             else _grad_norm(params))
+                ok = _finite(res.loss, grad_norm, run.device)
+                if not ok:  # skip the update and undo the forward's statistics; stop past train.max_nonfinite
                     nonfinite += 1
+                    skipped += 1
                     opt.zero_grad(set_to_none=True)
                     if nonfinite > t.max_nonfinite:
                         raise DivergenceError(_divergence_message(res.loss, grad_norm, step, epoch, t, ckpt_path))
+                    with torch.no_grad():
+                        for b, v in zip(buffers, saved):
+                            b.copy_(v)
                 else:
                     opt.step()
                 sched.step()
                 step += 1
                 passes += res.passes
                 fwd_images += res.forward_images
-                loss_sum += res.loss * res.samples
-                if res.correct is not None:
-                    correct += res.correct
-                    classified += res.samples
-                samples += res.samples
+                if ok:
+                    loss_sum += res.loss * res.samples
+                    if res.correct is not None:
+                        correct += res.correct
+                        classified += res.samples
+                    samples += res.samples
                 bar.update(1)
                 if i % 10 == 0:
                     bar.set_postfix_str(f"ep {epoch + 1}/{t.epochs} loss {res.loss:.3f}")
@@ -281,8 +291,8 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             line = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(1, samples),
                     **({"train_acc": 100.0 * correct / classified} if classified else {}), "passes": passes,
                     "forward_images": fwd_images, "epoch_seconds": round(time.time() - t0, 2), **extra}
-            if nonfinite:
-                line["nonfinite_steps"] = nonfinite
+            if skipped:
+                line["nonfinite_steps"] = skipped  # this epoch's skipped steps
             if mf:
                 mf.write(dumps(line) + "\n")
                 mf.flush()
@@ -292,7 +302,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                           f"({line['epoch_seconds']:.0f}s)", file=sys.stderr)
             if ckpt_path is not None and is_main:
                 save_checkpoint({"config": to_dict(cfg), "epoch": epoch + 1, "step": step, "passes": passes,
-                                 "forward_images": fwd_images,
+                                 "forward_images": fwd_images, "nonfinite": nonfinite,
                                  "seconds": seconds, "model": run.supernet.state_dict(),
                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                  "algorithm": run.algorithm.state_dict(), "data_generator": gen.get_state()},
@@ -302,6 +312,20 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         if mf:
             mf.close()
     return {"steps": step, "passes": passes, "forward_images": fwd_images, "train_seconds": round(seconds, 2)}
+
+
+def _metrics_step(line: str) -> float:
+    """The step of a metrics.jsonl line (a line cut off or garbled counts as past every checkpoint)."""
+    try:
+        return float(json.loads(line)["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return math.inf
+
+
+def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor | None:
+    """The global gradient norm (without clipping), to catch a non-finite gradient under a finite loss."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return nn.utils.get_total_norm(grads) if grads else None
 
 
 def _finite(loss: float, grad_norm: torch.Tensor | None, device: torch.device) -> bool:
@@ -324,8 +348,9 @@ def _divergence_message(loss: float, grad_norm: torch.Tensor | None, step: int, 
         saved = f"the last good checkpoint is {ckpt_path} (resumable with --resume)"
     else:
         saved = "no checkpoint was written before it"
-    return (f"training diverged: {what} at {where}; lower train.lr (now {t.lr:g}) or set train.grad_clip "
-            f"(now {t.grad_clip:g}) in a new --out, or allow a few bad steps with train.max_nonfinite; {saved}")
+    clip = (f"lower train.grad_clip (now {t.grad_clip:g})" if t.grad_clip > 0 else "set train.grad_clip (now off)")
+    return (f"training diverged: {what} at {where}; lower train.lr (now {t.lr:g}) or {clip} in a new --out, "
+            f"or allow a few bad steps with train.max_nonfinite; {saved}")
 
 
 def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
@@ -430,7 +455,8 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
         print(f"distilnas: warning: {len(bad)} of {len(bad) + len(scores)} architectures have non-finite scores "
               f"and cannot be selected (listed under 'nonfinite' in result.json)", file=sys.stderr)
     final = run.algorithm.finalize(scores, cfg.select.top)
-    ranked = final.pop("ranked")
+    bad_archs = {r["arch"] for r in bad}
+    ranked = [r for r in final.pop("ranked") if r["arch"] not in bad_archs]  # e.g. Cream's select_by=board
     for r in ranked:
         if "flops" not in r:
             r.update(run.space.cost(run.space.parse(r["arch"])))
