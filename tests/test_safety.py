@@ -634,3 +634,22 @@ def test_score_override_that_changes_the_network_is_named(tmp_path, capsys, arch
                "space.C=8"])
     line = one_error_line(capsys, rc)
     assert "overriding space.C: 4 -> 8 does not fit the weights" in line and "drop that override" in line
+
+
+def test_standalone_divergence_is_one_line(tmp_path, capsys):
+    rc = main(["train", ARCH, "space.C=4", "space.N=1", "data.name=synthetic", "data.val_size=50",
+               "data.train_size=256", "data.test_size=50", "recipe.epochs=3", "recipe.batch_size=32",
+               "recipe.lr=1e9", "recipe.grad_clip=0", "device=cpu", "--out", str(tmp_path / "m")])
+    line = one_error_line(capsys, rc)
+    assert "training diverged: a non-finite loss in epoch 1; lower recipe.lr (now 1e+09)" in line
+    assert not (tmp_path / "m" / "model.pt").exists()
+
+
+def test_rank_refuses_nonfinite_ground_truth(tmp_path, capsys):
+    pred, truth = tmp_path / "p.jsonl", tmp_path / "t.json"
+    pred.write_text("".join(json.dumps({"arch": f"a{i}", "accuracy": float(i)}) + "\n" for i in range(4)))
+    truth.write_text(json.dumps({"archs": {f"a{i}": {"accuracy": [None if i == 0 else float(i)]} for i in range(4)}}))
+    line = one_error_line(capsys, main(["rank", str(pred), str(truth)]))
+    assert "1 ground-truth entries" in line and "not finite" in line
+    truth.write_text(json.dumps({"a0": True, "a1": 1.0}))
+    assert "holds True, not numbers" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))

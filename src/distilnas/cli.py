@@ -43,9 +43,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from .train.checkpoint import CheckpointError
     from .train.loop import RunError
     from .train.parallel import WorkerError
+    from .train.standalone import TrainingDiverged
 
     return (ArchError, ConfigError, DataError, RegistryError, CheckpointError, RunError, OutputError,
-            ReportError, WorkerError, FileNotFoundError, FileExistsError)
+            ReportError, WorkerError, TrainingDiverged, FileNotFoundError, FileExistsError)
 
 
 def _interrupted(args: argparse.Namespace | None) -> str:
@@ -207,6 +208,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     if args.lower_is_better:  # e.g. --pred-key loss: rank by the negated score
         pred = {a: -v for a, v in pred.items()}
     truth = load_truth(args.truth, args.key)
+    bad_truth = sorted(a for a, v in truth.items() if not all(math.isfinite(x) for x in v))
+    if bad_truth:
+        raise ValueError(f"{len(bad_truth)} ground-truth entries in {args.truth} are not finite (null or NaN; e.g. "
+                         f"{bad_truth[0]}): a diverged training? rebuild or drop them")
     archs, p, t = align(pred, truth)
     rows = [(f"{Path(args.pred).name} vs truth", rank_metrics(p, t, bootstrap=args.bootstrap))]
     multi = {a: truth[a] for a in archs if len(truth[a]) >= 2}
@@ -248,7 +253,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raw["space"] = {**(raw.get("space") or {}), "name": args.space}
     raw.setdefault("export_onnx", False)
     result = train_architecture(args.arch, from_dict(RetrainConfig, raw), args.out)
-    print(json.dumps({k: v for k, v in result.items() if k != "config"}))
+    from .fileio import dumps
+
+    print(dumps({k: v for k, v in result.items() if k != "config"}))
     return 0
 
 

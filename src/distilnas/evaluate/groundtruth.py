@@ -14,6 +14,7 @@ for the same seed (common random numbers, which lowers the variance of compariso
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ..config import MAX_SEED, ConfigError, opt
 from ..data import DataConfig
 from ..fileio import dumps, prepare_out_dir, run_lock
 from ..train.parallel import append_record, open_records, read_records, run_jobs
-from ..train.standalone import Recipe, recipe_hash
+from ..train.standalone import Recipe, TrainingDiverged, recipe_hash
 
 __all__ = ["BenchConfig", "build_ground_truth", "sample_archs", "load_truth", "aggregate_runs"]
 
@@ -100,8 +101,11 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
     model = space.build(arch, seed=seed)
     params, flops = count_params(model), count_flops(model, space.input_shape())
     t0 = time.time()
-    res = train_standalone(model, _WORKER["data"], cfg.recipe, seed=seed, device=cfg.device,
-                           augment=cfg.data.augment, eval_sets=(cfg.eval_split,))
+    try:
+        res = train_standalone(model, _WORKER["data"], cfg.recipe, seed=seed, device=cfg.device,
+                               augment=cfg.data.augment, eval_sets=(cfg.eval_split,))
+    except TrainingDiverged as e:
+        raise TrainingDiverged(f"{arch_str} seed {seed}: {e}") from None
     return {"arch": arch_str, "seed": seed, "accuracy": res[f"{cfg.eval_split}_accuracy"],
             "loss": res[f"{cfg.eval_split}_loss"], "params": params, "flops": flops,
             "seconds": round(time.time() - t0, 2)}
@@ -155,6 +159,15 @@ def _build(cfg: BenchConfig, out: Path, archs: list[str] | None, progress: bool 
     return table
 
 
+def _value(v: Any) -> float:
+    """A ground-truth number; null (a NaN written as valid JSON) is NaN. Booleans are not numbers."""
+    if v is None:
+        return math.nan
+    if isinstance(v, bool):
+        raise TypeError("a boolean is not a ground-truth value")
+    return float(v)
+
+
 def load_truth(path: str | Path, key: str = "accuracy") -> dict[str, list[float]]:
     """Read ground truth: a builder ``table.json``, or a JSON object {arch: value or [values per seed]},
     or a JSON-lines file of {"arch": ..., key: ...} (several lines per arch are seeds)."""
@@ -174,13 +187,16 @@ def load_truth(path: str | Path, key: str = "accuracy") -> dict[str, list[float]
                 if key not in v:
                     raise ValueError(f"ground truth {p}: entry {a!r} has no {key!r} (has {sorted(v)})")
                 v = v[key]
-            out[a] = [float(x) for x in v] if isinstance(v, list) else [float(v)]
+            try:
+                out[a] = [_value(x) for x in v] if isinstance(v, list) else [_value(v)]
+            except (TypeError, ValueError):
+                raise ValueError(f"ground truth {p}: entry {a!r} holds {v!r}, not numbers") from None
         return out
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 r = json.loads(line)
-                out.setdefault(r["arch"], []).append(float(r[key]))
+                out.setdefault(r["arch"], []).append(_value(r[key]))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise ValueError(f"ground truth {p} line {n}: expected a JSON object with 'arch' and {key!r}") from None
     return out

@@ -18,7 +18,7 @@ from torch import nn
 from ..config import opt
 from ..data import ImageSource, Splits, gather, make_loader
 
-__all__ = ["Recipe", "train_standalone", "evaluate", "make_optimizer", "recipe_hash", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["Recipe", "TrainingDiverged", "train_standalone", "evaluate", "make_optimizer", "recipe_hash", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("cosine", "linear", "step", "constant")
@@ -132,6 +132,10 @@ def load_ema(model: nn.Module, averaged: nn.Module, loader: Iterable) -> None:
     recalibrate_bn(model, (xb for xb, _ in itertools.islice(loader, EMA_BN_BATCHES)))
 
 
+class TrainingDiverged(RuntimeError):
+    """Standalone training met a non-finite loss: no result is written for it."""
+
+
 def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
                      device: str | torch.device = "cpu", augment: bool = False,
                      eval_sets: tuple[str, ...] = ("val", "test"), channels_last: bool = True,
@@ -167,8 +171,10 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
     bar = progress_bar(total=steps, desc="train", disable=not progress)
     for epoch in range(recipe.epochs):
         t0, loss_sum, n = time.time(), 0.0, 0
+        total = torch.zeros((), device=device)  # the epoch's summed loss, checked once per epoch (no sync per step)
         for xb, yb in loader:
             loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
+            total += loss.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip > 0:
@@ -180,6 +186,12 @@ def train_standalone(model: nn.Module, data: Splits, recipe: Recipe, seed: int,
             bar.update(1)
             if log_epochs:
                 loss_sum, n = loss_sum + loss.item() * len(yb), n + len(yb)
+        if not torch.isfinite(total):
+            bar.close()
+            clip = (f"lower recipe.grad_clip (now {recipe.grad_clip:g})" if recipe.grad_clip > 0
+                    else "set recipe.grad_clip (now off)")
+            raise TrainingDiverged(f"training diverged: a non-finite loss in epoch {epoch + 1}; lower recipe.lr "
+                                   f"(now {recipe.lr:g}) or {clip}")
         bar.set_postfix_str(f"ep {epoch + 1}/{recipe.epochs} loss {loss.item():.3f}")
         if log_epochs:
             bar.write(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss_sum / max(1, n):.4f} "
