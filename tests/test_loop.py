@@ -147,8 +147,8 @@ def test_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.parametrize("kind, fragment", [
     ("missing", "not found"),
-    ("corrupt", "corrupt or unreadable"),
-    ("truncated", "corrupt or unreadable"),
+    ("corrupt", "is corrupt"),
+    ("truncated", "is corrupt"),
     ("foreign", "not a distilnas checkpoint"),
     ("not a dict", "not a distilnas checkpoint"),
     ("version", "format version 99"),

@@ -118,7 +118,7 @@ def test_safe_load_reads_plain_data_only(tmp_path):
     with pytest.raises(CheckpointError, match="is a directory"):
         safe_load(tmp_path)
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage" * 20)
-    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+    with pytest.raises(CheckpointError, match="is corrupt, or not a file torch.save wrote"):
         safe_load(tmp_path / "garbage.pt")
 
 
@@ -653,3 +653,57 @@ def test_rank_refuses_nonfinite_ground_truth(tmp_path, capsys):
     assert "1 ground-truth entries" in line and "not finite" in line
     truth.write_text(json.dumps({"a0": True, "a1": 1.0}))
     assert "holds True, not numbers" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))
+
+
+def test_a_raw_pickle_is_one_line_and_runs_nothing(tmp_path, capsys, archs_file):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    p = tmp_path / "raw.pt"
+    p.write_bytes(pickle.dumps({"x": Payload(marker)}, protocol=4))
+    line = one_error_line(capsys, main(["score", str(p), "--archs", str(archs_file), "--out", str(tmp_path / "o")]))
+    assert not marker.exists() and "can be read without running code" in line
+    (tmp_path / "d" / "checkpoint.pt").mkdir(parents=True)
+    line = one_error_line(capsys, main(["score", str(tmp_path / "d" / "checkpoint.pt"), "--archs", str(archs_file),
+                                        "--out", str(tmp_path / "o")]))
+    assert "is a directory, not a file" in line
+
+
+def test_out_paths_that_are_not_run_directories(tmp_path, capsys, config_file, archs_file, trained_run):
+    mine = tmp_path / "home"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    line = one_error_line(capsys, main(["search", str(config_file), "--out", str(mine)]))
+    assert "is a directory with other files (notes.txt); choose a new or empty directory" in line
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    assert "dangling symbolic link" in one_error_line(capsys, main(["search", str(config_file), "--out", str(link)]))
+    line = one_error_line(capsys, main(["score", str(trained_run), "--archs", str(archs_file),
+                                        "--out", str(tmp_path / "newdir") + "/"]))
+    assert "names a directory" in line and not (tmp_path / "newdir").exists()
+
+
+def test_bench_build_checks_its_archs_file_before_writing(tmp_path, capsys, bench_file):
+    out = tmp_path / "gt"
+    for text, fragment in (("", "holds no architectures"), ("# only a comment\n", "holds no architectures"),
+                           ("|bad~0|\n", ":1:")):
+        f = tmp_path / "a.txt"
+        f.write_text(text)
+        line = one_error_line(capsys, main(["bench", "build", str(bench_file), "--out", str(out), "--archs", str(f)]))
+        assert fragment in line and str(f) in line
+        assert not out.exists()
+    f.write_text("\ufeff" + ARCH + "\n")  # a byte-order mark is not part of the first architecture
+    from distilnas.spaces import create_space
+    from distilnas.config import build_space_config
+    from distilnas.train.loop import read_archs
+    assert [str(a) for a in read_archs(f, create_space("nb201", build_space_config("nb201", {})))] == [ARCH]
+
+
+def test_rank_input_problems(tmp_path, capsys):
+    pred, truth = tmp_path / "p.jsonl", tmp_path / "t.json"
+    truth.write_text(json.dumps({"a": 1.0, "b": 2.0}))
+    pred.write_text("\n")
+    assert "holds no predictions" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))
+    pred.write_text(json.dumps({"arch": "a", "accuracy": True}) + "\n")
+    assert ":1: expected a JSON object" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))

@@ -156,8 +156,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         run.supernet.to(memory_format=torch.channels_last)
     archs = read_archs(args.archs, run.space)
     out = Path(args.out)
-    if out.is_dir():
-        raise FileExistsError(f"--out {out} is a directory; name the output file, e.g. {out / 'scores.jsonl'}")
+    if out.is_dir() or str(args.out).endswith("/"):
+        raise FileExistsError(f"--out {args.out} names a directory; name the output file, e.g. {out / 'scores.jsonl'}")
     prepare_out_dir(out.parent, "folder of --out")
     data = load_dataset(run.cfg.data)
     check_data(run.space, data, run.cfg.data.name)
@@ -235,10 +235,14 @@ def _read_pred(path: str, key: str | None) -> dict[str, float]:
         try:
             r = json.loads(line)
             k = key or ("accuracy" if "accuracy" in r else "score")
+            if isinstance(r[k], bool):
+                raise TypeError("a boolean is not a score")
             out[r["arch"].strip()] = math.nan if r[k] is None else float(r[k])  # null: not finite
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise ValueError(f"{p}:{n}: expected a JSON object with 'arch' and "
                              f"{key or 'accuracy/score'!r}") from None
+    if not out:
+        raise ValueError(f"prediction file {p} holds no predictions (JSON lines with 'arch' and a score)")
     return out
 
 
@@ -263,13 +267,11 @@ def cmd_bench_build(args: argparse.Namespace) -> int:
     from .config import from_dict
     from .evaluate.groundtruth import BenchConfig, build_ground_truth
 
+    from .evaluate.groundtruth import _space
+    from .train.loop import read_archs
+
     cfg = from_dict(BenchConfig, _load_config(args.config, args.overrides))
-    archs = None
-    if args.archs:
-        p = Path(args.archs)
-        if not p.is_file():
-            raise FileNotFoundError(f"architecture file {p} not found (one architecture string per line)")
-        archs = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    archs = [str(a) for a in read_archs(args.archs, _space(cfg))] if args.archs else None  # checked before writing
     t0 = time.time()
     table = build_ground_truth(cfg, args.out, archs=archs, progress=None)
     print(f"ground truth for {len(table['archs'])} architectures in {time.time() - t0:.0f}s -> {args.out}/table.json")

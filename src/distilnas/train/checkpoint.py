@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,19 @@ def safe_load(path: str | Path, what: str = "file", map_location: str | torch.de
     if not p.is_file():
         raise CheckpointError(f"{what} {p} not found")
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: one line only
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found:  # the restricted unpickler met a Python object: refused before anything ran
             raise CheckpointError(f"{what} {p} holds a Python object ({found.group(1)}) besides tensors and plain "
                                   f"data; distilnas refuses to unpickle it (loading could run code): use a file "
                                   f"written by distilnas, or re-save only its tensors") from None
-        raise CheckpointError(f"{what} {p} is corrupt or unreadable (UnpicklingError); point to another file") from None
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
+        raise CheckpointError(f"{what} {p} is corrupt, or not a file torch.save wrote that can be read without "
+                              f"running code ({detail.group(1).strip() if detail else 'UnpicklingError'}); "
+                              f"point to another file") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
         raise CheckpointError(f"{what} {p} is corrupt or unreadable ({type(e).__name__}); "
                               f"point to another file") from None
@@ -67,6 +73,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """A search checkpoint, read safely (:func:`safe_load`) and checked for the distilnas header.
     ``path`` may also be a run directory holding ``checkpoint.pt``."""
     p = Path(path)
+    if p.is_dir() and p.name.endswith(".pt"):
+        raise CheckpointError(f"checkpoint {p} is a directory, not a file; pass the checkpoint.pt of a search")
     if p.is_dir():
         if not (p / "checkpoint.pt").is_file():
             raise CheckpointError(f"{p} is a directory without checkpoint.pt; pass a search's run directory "

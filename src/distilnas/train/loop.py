@@ -31,7 +31,7 @@ from ..data import DataConfig, Splits, load_dataset, make_loader
 from ..devices import resolve_device
 from ..environment import environment
 from ..evaluate.scoring import ScoreConfig
-from ..fileio import atomic_open, dumps, prepare_out_dir, run_lock
+from ..fileio import LOCK_NAME, OutputError, atomic_open, dumps, prepare_out_dir, run_lock
 from ..search.evolution import evolution_search, in_flops_range
 from ..spaces import SearchSpace, create_space
 from . import distributed as dist
@@ -362,7 +362,7 @@ def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
     if not p.is_file():
         raise ConfigError(f"architecture file {p} not found (one architecture string per line)")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is not text
     except UnicodeDecodeError:
         raise ConfigError(f"architecture file {p} is not a UTF-8 text file; pass one architecture string per line") from None
     archs = []
@@ -391,6 +391,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
     device = _device(cfg.train.device)
     with contextlib.ExitStack() as stack:
         if is_main:
+            _refuse_foreign_dir(out)
             prepare_out_dir(out)
             stack.enter_context(run_lock(out))
             (out / "checkpoint.pt.tmp").unlink(missing_ok=True)  # left by a kill -9 while saving
@@ -413,6 +414,23 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
             return {}
         return _select(run, data, candidates, out, stats, progress)
     raise AssertionError("unreachable")
+
+
+RUN_FILES = ("config.yaml", "checkpoint.pt", "checkpoint.pt.tmp", "metrics.jsonl", "scores.jsonl", "scores.csv",
+             "result.json", LOCK_NAME)
+
+
+def _refuse_foreign_dir(out: Path) -> None:
+    """A run directory is new, empty, or a distilnas run's (so a search never scatters its files among a
+    user's own, nor into ``/`` or a home directory)."""
+    if out.is_symlink() and not out.exists():
+        raise OutputError(f"--out {out} is a dangling symbolic link; point it at a directory or choose another path")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        others = sorted(names - set(RUN_FILES))
+        if others and not names & {"config.yaml", "checkpoint.pt", "metrics.jsonl"}:
+            raise OutputError(f"--out {out} is a directory with other files ({', '.join(others[:3])}"
+                              f"{', ...' if len(others) > 3 else ''}); choose a new or empty directory")
 
 
 def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, stats: dict[str, Any],
