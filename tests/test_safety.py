@@ -707,3 +707,13 @@ def test_rank_input_problems(tmp_path, capsys):
     assert "holds no predictions" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))
     pred.write_text(json.dumps({"arch": "a", "accuracy": True}) + "\n")
     assert ":1: expected a JSON object" in one_error_line(capsys, main(["rank", str(pred), str(truth)]))
+
+
+def test_train_output_is_locked(tmp_path, capsys):
+    out = tmp_path / "m"
+    out.mkdir()
+    with run_lock(out):
+        rc = main(["train", ARCH, "space.C=4", "space.N=1", "data.name=synthetic", "data.val_size=50",
+                   "data.train_size=64", "data.test_size=50", "recipe.epochs=1", "recipe.batch_size=32",
+                   "device=cpu", "--out", str(out)])
+        assert "in use by another distilnas process" in one_error_line(capsys, rc)

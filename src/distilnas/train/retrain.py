@@ -41,7 +41,7 @@ from ..arch import ArchError
 from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, load_yaml, opt, to_dict
 from ..data import DataConfig, load_dataset
 from ..devices import resolve_device
-from ..fileio import dumps, prepare_out_dir
+from ..fileio import dumps, prepare_out_dir, run_lock
 from ..spaces import SearchSpace, create_space
 from .checkpoint import CheckpointError, safe_load
 from .loop import RunError, check_data
@@ -185,6 +185,27 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
 
 def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = None,
                        progress: bool | None = None, source: str | None = None) -> dict[str, Any]:
+    """:func:`_train_architecture` holding a lock on ``out`` (one process writes an output directory)."""
+    if out is None:
+        return _train_architecture(arch, cfg, None, progress, source)
+    _check_onnx(cfg, out)  # before the output directory is created
+    _check_out(Path(out))
+    with run_lock(Path(out), "output directory"):
+        return _train_architecture(arch, cfg, out, progress, source)
+
+
+def _check_onnx(cfg: RetrainConfig, out: str | Path | None) -> tuple[str, list[str]]:
+    """The export mode and the missing exporter packages; export_onnx=true without them is an error."""
+    mode = _onnx_mode(cfg.export_onnx)
+    missing = missing_onnx_packages() if (out is not None and mode != "false") else []
+    if mode == "true" and missing:
+        raise ConfigError(f"export_onnx=true but {' and '.join(missing)} cannot be imported; {ONNX_HINT}, "
+                          f"or set export_onnx=auto")
+    return mode, missing
+
+
+def _train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = None,
+                        progress: bool | None = None, source: str | None = None) -> dict[str, Any]:
     """Train ``arch`` from scratch with ``cfg`` and (when ``out`` is given) write its files.
 
     The one standalone-training path behind ``distilnas train`` and ``distilnas retrain``.
@@ -202,11 +223,7 @@ def train_architecture(arch: str, cfg: RetrainConfig, out: str | Path | None = N
         ``params``, ``flops``, ``seconds``, ``recipe_hash``, ``source``, ``onnx`` (exported | skipped |
         failed | off; with ``onnx_note`` saying why when not exported) and ``config``.
     """
-    mode = _onnx_mode(cfg.export_onnx)
-    missing = missing_onnx_packages() if (out is not None and mode != "false") else []
-    if mode == "true" and missing:
-        raise ConfigError(f"export_onnx=true but {' and '.join(missing)} cannot be imported; {ONNX_HINT}, "
-                          f"or set export_onnx=auto")
+    mode, missing = _check_onnx(cfg, out)
     space = _space(cfg.space)
     a = space.parse(arch)
     device = resolve_device(cfg.device)
