@@ -146,7 +146,12 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
                                        resamples=resamples)
             out["entries"] = {lab: {"seeds": common, **boot[lab]} for lab in labels}
         halves[half] = out
-    return {"seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
+    wanted = len(split.get("report", [])) + len(split.get("tuning", []))
+    with_truth = sum(h["num_archs"] for h in halves.values())
+    complete = common == list(seeds) and with_truth == wanted
+    status = "complete" if complete else (f"partial: seeds {common} of {list(seeds)} finished by every entry, "
+                                          f"{with_truth} of {wanted} architectures with ground truth")
+    return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
             "split": suite.get("split"), "baseline": suite.get("baseline"), "resamples": resamples}
 
 
@@ -156,6 +161,7 @@ def results_json(summary: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"about": "Kendall tau of supernet validation accuracy vs ground truth (mean of 3 training "
                                     "seeds) on the report half; ci95 from a bootstrap over seeds and architectures "
                                     "together; diffs paired by seed (benchmarks/run_suite.py)",
+                           "status": summary["status"],
                            "noise_ceiling": rep.get("noise_ceiling"), "num_archs": rep.get("num_archs"),
                            "truth": summary["truth"], "split": summary["split"], "resamples": summary["resamples"],
                            "entries": {}}
@@ -170,6 +176,7 @@ def results_json(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_table(summary: dict[str, Any], markdown: bool) -> None:
+    print(summary["status"])
     for half, h in summary["halves"].items():
         if "entries" not in h:
             print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet")

@@ -315,3 +315,11 @@ def test_seed_arch_bootstrap_rejects_unpaired_shapes():
     with pytest.raises(ValueError, match="same S"):
         seed_arch_bootstrap({"a": np.zeros((3, 5)), "b": np.zeros((2, 5))}, np.arange(5.0))
     assert verdict(0.01, 0.2) == "better" and verdict(-0.2, -0.01) == "worse" and verdict(-0.1, 0.1) == "no evidence"
+
+
+def test_seed_arch_bootstrap_needs_seeds_for_a_verdict():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=40)
+    preds = {"base": _noisy(truth, 3.0, 1, rng), "good": _noisy(truth, 0.1, 1, rng)}
+    out = seed_arch_bootstrap(preds, truth, baseline="base", resamples=200)
+    assert out["good"]["diff_vs_base"]["verdict"] == "too few seeds"  # one seed: no seed spread to judge by

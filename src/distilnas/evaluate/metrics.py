@@ -434,6 +434,7 @@ def seed_arch_bootstrap(
     resamples: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    min_seeds: int = 3,
 ) -> dict[str, dict[str, Any]]:
     """Mean Kendall tau over seeds with intervals that account for seeds *and* architectures, and paired
     differences between entries.
@@ -452,6 +453,8 @@ def seed_arch_bootstrap(
         truth: (n,) ground truth (e.g. the mean over training seeds).
         baseline: compare every other entry with this one (``diff_vs_<baseline>``).
         pairs: further (entry, reference) comparisons, e.g. an ablation against its method.
+        min_seeds: below this many seeds the seed spread cannot be estimated, and a verdict is
+            ``too few seeds`` whatever the interval.
         resamples: bootstrap rounds.
         seed: seed of the bootstrap generator.
         level: interval level.
@@ -482,7 +485,7 @@ def seed_arch_bootstrap(
             continue
         lo, hi = _percentile_interval(rounds[k] - rounds[ref], level)
         out[k][f"diff_vs_{ref}"] = {"mean": out[k]["mean"] - out[ref]["mean"], "ci95": [lo, hi],
-                                    "verdict": verdict(lo, hi)}
+                                    "verdict": verdict(lo, hi) if S >= min_seeds else "too few seeds"}
     return out
 
 
