@@ -9,6 +9,10 @@ of two random parents), dropping those that break the constraint or were seen be
 total number of candidates is the budget (``select.num_archs``) and the population defaults to 10 so
 that small budgets still run several generations.
 
+Differences from SPOS's code: a generation short of fresh crossovers is filled by more mutations before
+random samples (SPOS: 25 mutations and 25 crossovers with 10x attempts each, then random samples), and the
+budget counts every scored candidate (SPOS scores a 21st generation that never enters the top-k).
+
 Every algorithm's final selection uses it (``select.method: evolution``) unless the algorithm keeps its
 own candidates (Cream's board); ``select.method: random`` scores ``num_archs`` uniform samples instead.
 """
