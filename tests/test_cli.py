@@ -251,3 +251,18 @@ def test_train_takes_its_input_shape_from_the_data(tmp_path, capsys):
     assert rc == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["params"] > 0
+
+
+def test_openmp_waits_passively_by_default():
+    """Spinning OpenMP threads fight other processes (docs/performance.md): importing distilnas sets passive
+    waiting unless the environment says otherwise."""
+    import subprocess
+    import sys
+
+    def policy(env):
+        code = "import os, distilnas; print(os.environ['OMP_WAIT_POLICY'])"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+
+    import os
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert policy(base) == "PASSIVE" and policy({**base, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
