@@ -717,3 +717,29 @@ def test_train_output_is_locked(tmp_path, capsys):
                    "data.train_size=64", "data.test_size=50", "recipe.epochs=1", "recipe.batch_size=32",
                    "device=cpu", "--out", str(out)])
         assert "in use by another distilnas process" in one_error_line(capsys, rc)
+
+
+def test_extend_a_finished_run_with_more_epochs(tmp_path, capsys, config_file):
+    """--extend continues with more epochs: the schedule is the one of the new total from the step reached,
+    so the extended run equals a run started with the new total only where the schedules agree."""
+    from distilnas.train.standalone import make_optimizer  # noqa: F401 (the schedule under test)
+
+    out = tmp_path / "run"
+    assert main(["search", str(config_file), "--out", str(out), "select.num_archs=2"]) == 0
+    line = one_error_line(capsys, main(["search", str(config_file), "--out", str(out), "--resume",
+                                        "select.num_archs=2", "train.epochs=2"]))
+    assert "written by a different config (train.epochs: 1 -> 2)" in line
+    assert main(["search", str(config_file), "--out", str(out), "--extend", "select.num_archs=2",
+                 "train.epochs=2"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 8 and load_checkpoint(out)["epoch"] == 2
+    steps = [_strict_json(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"lr"' in ln]
+    lr_at_6 = next(r["lr"] for r in steps if r["step"] == 6)
+    import math as m
+    assert lr_at_6 == pytest.approx(0.05 * 0.5 * (1 + m.cos(m.pi * 6 / 8)))  # cosine over the new 8 steps
+    line = one_error_line(capsys, main(["search", str(config_file), "--out", str(out), "--extend",
+                                        "select.num_archs=2", "train.epochs=1"]))
+    assert "--extend needs more epochs than the run's 2" in line
+    line = one_error_line(capsys, main(["search", str(config_file), "--out", str(out), "--extend",
+                                        "select.num_archs=2", "train.epochs=3", "train.lr=0.1"]))
+    assert "different config (train.lr" in line

@@ -95,7 +95,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = resolve_config(_load_config(args.config, args.overrides))
     out = args.out = args.out or f"runs/{Path(args.config).stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.time()
-    result = run_search(cfg, out, resume=args.resume)
+    result = run_search(cfg, out, resume=args.resume, extend=args.extend)
     if result:
         best = result["best"]
         print(f"search finished in {time.time() - t0:.0f}s; results in {out}/ (result.json, scores.jsonl)")
@@ -359,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="YAML config, e.g. configs/bench/spos_nb201_fmnist16.yaml")
     s.add_argument("--out", help="run directory (default runs/<config>-seed<seed>-<time>)")
     s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    s.add_argument("--extend", action="store_true",
+                   help="continue DIR with more train.epochs (the schedule is recomputed for the new total)")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2 seed=1")
     s.set_defaults(func=cmd_search)
 

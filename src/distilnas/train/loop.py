@@ -179,7 +179,7 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = False,
-                   progress: bool | None = None) -> dict[str, Any]:
+                   progress: bool | None = None, extend: bool = False) -> dict[str, Any]:
     """Train ``run.supernet`` with ``run.algorithm``; checkpoints and metrics go to ``out``. Every rank
     resumes from ``out/checkpoint.pt``; only rank 0 writes."""
     from ..progress import progress_bar
@@ -215,6 +215,12 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         except ConfigError:
             saved = state.get("config") or {}
         diff = _config_diff(to_dict(cfg), saved)
+        if extend:  # more epochs, nothing else
+            longer = [d for d in diff if d.startswith("train.epochs:")]
+            if longer and cfg.train.epochs <= int(saved["train"]["epochs"]):
+                raise CheckpointError(f"--extend needs more epochs than the run's {saved['train']['epochs']}; "
+                                      f"got train.epochs={cfg.train.epochs}")
+            diff = [d for d in diff if not d.startswith("train.epochs:")]
         if diff:
             raise CheckpointError(f"{ckpt_path} was written by a different config ({'; '.join(diff[:3])}); "
                                   f"resume with the same config or use a new --out")
@@ -228,6 +234,11 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0][:120]}); use a new --out") from None
         start_epoch, step = state["epoch"], state["step"]
+        if extend:  # the schedule over the new total, continued from this step (docs: README, --extend)
+            sched.last_epoch = step
+            for group, base, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["lr"] = base * factor(step)
+            sched._last_lr = [g["lr"] for g in opt.param_groups]  # what get_last_lr() reports
         passes, seconds = state.get("passes", 0), state.get("seconds", 0.0)
         fwd_images, nonfinite = state.get("forward_images", 0), state.get("nonfinite", 0)
         if metrics_path is not None and metrics_path.exists() and is_main:  # drop lines past the checkpoint
@@ -379,8 +390,12 @@ def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
-               progress: bool | None = None) -> dict[str, Any]:
+               progress: bool | None = None, extend: bool = False) -> dict[str, Any]:
     """Train the supernet, score candidates, write ``result.json``; returns the result.
+
+    ``extend``: continue a run (finished or not) with more ``train.epochs``: the learning-rate schedule
+    is recomputed for the new total and continued from the checkpoint's step (so the new epochs follow the
+    tail of the longer schedule, whose learning rate is higher than where the shorter one ended).
 
     The run directory is locked for the whole run (:func:`distilnas.fileio.run_lock`): a second run
     into it stops at once with the holder's PID. Everything that can be checked without data (the
@@ -396,6 +411,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
             stack.enter_context(run_lock(out))
             (out / "checkpoint.pt.tmp").unlink(missing_ok=True)  # left by a kill -9 while saving
         ckpt = out / "checkpoint.pt"
+        resume = resume or extend
         if ckpt.exists() and not resume:
             raise RunError(f"{out} already holds a search (checkpoint.pt); pass --resume to continue it "
                            f"or choose another --out")
@@ -409,7 +425,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
         check_data(run.space, data, cfg.data.name)
         if is_main:
             dump_yaml(to_dict(cfg), out / "config.yaml")
-        stats = train_supernet(run, data, out, resume=resume, progress=progress)
+        stats = train_supernet(run, data, out, resume=resume, progress=progress, extend=extend)
         if not is_main:
             return {}
         return _select(run, data, candidates, out, stats, progress)
