@@ -91,7 +91,14 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, archs_file: Path,
             predictions: Path | None) -> dict[str, Any]:
-    """Search, score every ground-truth architecture, copy the scores to ``predictions``."""
+    """Search, score every ground-truth architecture, copy the scores to ``predictions``. A (label, seed)
+    whose predictions are already there (committed by an earlier session) is not run again: delete its
+    files to redo it (e.g. after changing the preset)."""
+    if predictions is not None and (predictions / label / f"seed{seed}.jsonl").exists():
+        meta_path = predictions / label / f"seed{seed}.result.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        return {"label": label, "seed": seed, "selected": meta.get("arch"), "train_seconds": meta.get("train_seconds"),
+                "wall_seconds": None}
     run_dir = out / label / f"seed{seed}"
     exe = [sys.executable, "-m", "distilnas.cli"]
     log = out / label / f"seed{seed}.log"
