@@ -72,3 +72,12 @@ def test_suite_figures(tmp_path):
     _png(plot_comparison(res, tmp_path / "cmp.png", best_proxy=("jacob_cov", 0.5)))
     curves = {"spos": [(6, 0.1, 0.0, 0.2), (12, 0.2, 0.1, 0.3)], "rdnas": [(6, 0.2, 0.1, 0.3), (12, 0.3, 0.2, 0.4)]}
     _png(plot_budget_curve(curves, tmp_path / "budget.png", 0.7, ("jacob_cov", 0.5)))
+
+
+def test_report_with_too_few_common_architectures(tmp_path, trained_run):
+    truth = tmp_path / "t.json"
+    truth.write_text(json.dumps({"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 1.0}))
+    from distilnas.report import write_report
+
+    md = write_report(trained_run, truth, tmp_path / "rep").read_text()
+    assert "score the table's architectures first" in md and not (tmp_path / "rep" / "truth.png").exists()

@@ -156,9 +156,11 @@ def _truth(plt: Any, pred: dict[str, float], truth_path: Path, out: Path) -> tup
     from .evaluate.metrics import align, rank_metrics
 
     truth = load_truth(truth_path)
-    archs, p, t = align({a: v for a, v in pred.items() if _num(v)}, truth)
-    if len(archs) < 3:
-        return None, {"common": len(archs)}
+    finite = {a: v for a, v in pred.items() if _num(v)}
+    common = [a for a in finite if a in truth]
+    if len(common) < 3:  # nothing to rank yet: say so in report.md
+        return None, {"common": len(common)}
+    archs, p, t = align(finite, truth)
     m = rank_metrics(p, t, bootstrap=1000)
     fig, ax = plt.subplots(figsize=(4.6, 4))
     top = set(sorted(range(len(t)), key=lambda i: -t[i])[:10])
@@ -216,7 +218,8 @@ def write_report(run_dir: str | Path, truth: str | Path | None = None, out: str 
                   f"(not a standalone accuracy: retrain it with `distilnas retrain {run / 'result.json'}`), "
                   f"params {b.get('params')}, FLOPs {b.get('flops')}"]
     else:
-        lines += ["- the search has not finished (no result.json): training curves only"]
+        lines += ["- the search has not finished (no result.json): training curves only"
+                  + ("" if figures["training"] is not None else " (none yet: no finite loss was logged)")]
     if truth is not None:
         if "kendall_tau" in ranking:
             lines.append(f"- ranking of {ranking['common']} architectures ({ranking['pred']}) against {truth}: "
