@@ -299,3 +299,37 @@ def test_scores_csv_and_result_fields(trained_run):
     assert {"arch", "accuracy", "loss", "flops", "params"} <= set(rows[0]) and int(rows[0]["flops"]) > 0
     fields = json.loads((trained_run / "result.json").read_text())["fields"]
     assert "not the accuracy of the architecture trained on its own" in fields["accuracy"]
+
+
+def test_tensorboard_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    import copy
+
+    from conftest import SEARCH_DICT
+    from distilnas.train.loop import resolve_config, run_search
+
+    d = copy.deepcopy(SEARCH_DICT)
+    d["train"]["tensorboard"] = True
+    run_search(resolve_config(d), tmp_path / "run", progress=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"step/loss", "step/lr", "epoch/train_loss", "epoch/train_acc"} <= tags
+    assert len(events.Scalars("step/loss")) == 2  # steps 2 and 4 (log_every 2)
+
+
+def test_tensorboard_missing_is_one_line(tmp_path, monkeypatch):
+    import copy
+    import sys
+
+    from conftest import SEARCH_DICT
+    from distilnas.config import ConfigError
+    from distilnas.train.loop import resolve_config, run_search
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    d = copy.deepcopy(SEARCH_DICT)
+    d["train"]["tensorboard"] = True
+    with pytest.raises(ConfigError, match=r"pip install 'distilnas\[tensorboard\]'"):
+        run_search(resolve_config(d), tmp_path / "run", progress=False)

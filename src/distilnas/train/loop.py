@@ -72,6 +72,7 @@ class TrainConfig:
     threads: int = opt(0, ge=0)  # torch CPU threads (0 = torch's default)
     log_every: int = opt(50, ge=0)  # steps between step lines in metrics.jsonl (0 = epoch lines only)
     max_nonfinite: int = opt(0, ge=0)  # steps with a NaN/inf loss or gradient skipped before the run stops (0 = stop at the first)
+    tensorboard: bool = False  # also write metrics.jsonl's numbers as TensorBoard scalars to DIR/tensorboard
 
 
 @dataclass
@@ -250,6 +251,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     if not (resume and ckpt_path is not None):
         nonfinite = 0  # skipped non-finite steps so far (the train.max_nonfinite budget, kept in checkpoints)
     buffers = list(run.supernet.buffers()) if t.max_nonfinite > 0 else []
+    tb = _tensorboard(out) if (t.tensorboard and is_main and out is not None) else None
     bar = progress_bar(total=t.epochs * steps_per_epoch, desc=f"{cfg.algorithm['name']} search",
                        disable=(None if is_main else True) if progress is None else (not progress or not is_main),
                        initial=step)
@@ -297,6 +299,9 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 if mf and t.log_every and step % t.log_every == 0:
                     mf.write(dumps({"step": step, "epoch": epoch + 1, "loss": round(res.loss, 5),
                                     "lr": sched.get_last_lr()[0]}) + "\n")
+                    if tb is not None:
+                        tb.add_scalar("step/loss", res.loss, step)
+                        tb.add_scalar("step/lr", sched.get_last_lr()[0], step)
             seconds += time.time() - t0
             extra = run.algorithm.on_epoch_end(epoch)
             line = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(1, samples),
@@ -307,6 +312,12 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             if mf:
                 mf.write(dumps(line) + "\n")
                 mf.flush()
+            if tb is not None:
+                for key, value in line.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                            and key not in ("step", "epoch"):
+                        tb.add_scalar(f"epoch/{key}", value, step)
+                tb.flush()
             if is_main and progress is not False:
                 acc = f" acc {line['train_acc']:.2f}%" if "train_acc" in line else ""
                 bar.write(f"epoch {epoch + 1}/{t.epochs}: loss {line['train_loss']:.4f}{acc} "
@@ -322,7 +333,18 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         bar.close()
         if mf:
             mf.close()
+        if tb is not None:
+            tb.close()
     return {"steps": step, "passes": passes, "forward_images": fwd_images, "train_seconds": round(seconds, 2)}
+
+
+def _tensorboard(out: Path) -> Any:
+    """A TensorBoard writer into ``out/tensorboard`` (the optional ``tensorboard`` extra, imported here only)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("train.tensorboard=true needs the tensorboard package: pip install 'distilnas[tensorboard]'") from None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _metrics_step(line: str) -> float:
@@ -421,6 +443,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
             torch.set_num_threads(cfg.train.threads)
         run = build_run(cfg, device)
         candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
+        if cfg.train.tensorboard and is_main:
+            _tensorboard(out).close()  # the package is there (checked before any data is loaded)
         data = load_dataset(cfg.data)
         check_data(run.space, data, cfg.data.name)
         if is_main:
