@@ -518,6 +518,26 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _kill_tree(pid: int) -> None:
+    for p in _alive(_children(pid)) | {pid}:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _bench_subprocess(tmp_path: Path) -> subprocess.Popen:
+    """``distilnas bench build`` of 4 long trainings in 2 worker processes, in its own session."""
+    cfg = tmp_path / "gt.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "space": "nb201", "space_cfg": {k: v for k, v in SEARCH_DICT["space"].items() if k != "name"},
+        "data": {"name": "synthetic", "val_size": 64, "train_size": 2048, "test_size": 64},
+        "recipe": {"epochs": 50, "batch_size": 32}, "num_archs": 4, "seeds": [0], "workers": 2}))
+    return subprocess.Popen([sys.executable, "-m", "distilnas.cli", "bench", "build", str(cfg), "--out",
+                             str(tmp_path / "gt")], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 def _alive(pids: set[int]) -> set[int]:
     alive = set()
     for p in pids:
@@ -533,15 +553,7 @@ def _alive(pids: set[int]) -> set[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_bench_build_workers_die_with_their_parent(tmp_path, sig):
-    cfg = tmp_path / "gt.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "space": "nb201", "space_cfg": {k: v for k, v in SEARCH_DICT["space"].items() if k != "name"},
-        "data": {"name": "synthetic", "val_size": 64, "train_size": 2048, "test_size": 64},
-        "recipe": {"epochs": 50, "batch_size": 32}, "num_archs": 4, "seeds": [0], "workers": 2}))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    parent = subprocess.Popen([sys.executable, "-m", "distilnas.cli", "bench", "build", str(cfg), "--out",
-                               str(tmp_path / "gt")], env=env, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    parent = _bench_subprocess(tmp_path)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(_children(parent.pid)) < 2:
@@ -559,24 +571,13 @@ def test_bench_build_workers_die_with_their_parent(tmp_path, sig):
             assert parent.returncode == 143
             assert "distilnas: interrupted; " in parent.stderr.read()
     finally:
-        for p in _alive(_children(parent.pid)) | {parent.pid}:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_tree(parent.pid)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_dead_worker_ends_bench_build_with_one_line(tmp_path):
     """A worker killed by the OOM killer (here: kill -9) does not hang the build."""
-    cfg = tmp_path / "gt.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "space": "nb201", "space_cfg": {k: v for k, v in SEARCH_DICT["space"].items() if k != "name"},
-        "data": {"name": "synthetic", "val_size": 64, "train_size": 2048, "test_size": 64},
-        "recipe": {"epochs": 50, "batch_size": 32}, "num_archs": 4, "seeds": [0], "workers": 2}))
-    parent = subprocess.Popen([sys.executable, "-m", "distilnas.cli", "bench", "build", str(cfg), "--out",
-                               str(tmp_path / "gt")], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parent = _bench_subprocess(tmp_path)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(_children(parent.pid)) < 2:
@@ -591,11 +592,7 @@ def test_a_dead_worker_ends_bench_build_with_one_line(tmp_path):
         assert rc == 2 and err[-1].startswith("distilnas: error: a worker process died"), err
         assert not _alive(_children(parent.pid))
     finally:
-        for p in _alive(_children(parent.pid)) | {parent.pid}:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_tree(parent.pid)
 
 
 # -- 7. smaller input problems ---------------------------------------------------------------------------------

@@ -60,6 +60,13 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def _training(plt: Any, metrics: list[dict[str, Any]], out: Path) -> Path | None:
     steps = [r for r in metrics if "loss" in r and "train_loss" not in r]
     epochs = [r for r in metrics if "train_loss" in r]
@@ -100,10 +107,7 @@ def _training(plt: Any, metrics: list[dict[str, Any]], out: Path) -> Path | None
         ax.set_xlabel("epoch")
     for n in range(panels, rows * cols):
         axes[n // cols][n % cols].axis("off")
-    fig.tight_layout()
-    path = out / "training.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = _save(plt, fig, out / "training.png")
     return path
 
 
@@ -127,10 +131,7 @@ def _scores(plt: Any, scores: list[dict[str, Any]], best: str | None, out: Path)
     if color is not None:
         fig.colorbar(sc, ax=axes[1], label="generation")
     fig.suptitle(f"{len(rows)} scored architectures", fontsize=10)
-    fig.tight_layout()
-    path = out / "scores.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = _save(plt, fig, out / "scores.png")
     return path
 
 
@@ -144,10 +145,7 @@ def _board(plt: Any, board: list[dict[str, Any]], out: Path) -> Path | None:
     ax.set_xlabel("step the path was measured at")
     ax.set_ylabel("board accuracy (%)")
     ax.set_title(f"Cream's prioritized path board ({len(board)} paths, rank labelled; colour = FLOPs)", fontsize=9)
-    fig.tight_layout()
-    path = out / "board.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = _save(plt, fig, out / "board.png")
     return path
 
 
@@ -171,10 +169,7 @@ def _truth(plt: Any, pred: dict[str, float], truth_path: Path, out: Path) -> tup
     ax.set_title(f"Kendall tau {m['kendall_tau']:.3f} [{m['kendall_tau_lo']:.3f}, {m['kendall_tau_hi']:.3f}], "
                  f"n={m['n']}", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "truth.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    path = _save(plt, fig, out / "truth.png")
     return path, {"common": len(archs), **m}
 
 
@@ -274,10 +269,7 @@ def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple
     ax.set_xticks(range(len(entries)), list(entries), rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Kendall tau (report half)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, Path(path))
 
 
 def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]], path: str | Path,
@@ -298,7 +290,4 @@ def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]]
     ax.set_xlabel("supernet epochs")
     ax.set_ylabel("Kendall tau (report half)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, Path(path))
