@@ -81,3 +81,25 @@ def test_report_with_too_few_common_architectures(tmp_path, trained_run):
 
     md = write_report(trained_run, truth, tmp_path / "rep").read_text()
     assert "score the table's architectures first" in md and not (tmp_path / "rep" / "truth.png").exists()
+
+
+def test_report_of_dna_potentials_and_search(tmp_path, capsys):
+    import random
+
+    from distilnas.search.potentials import save_potentials, Potentials, Candidate
+
+    rng = random.Random(0)
+    blocks = tuple(tuple(Candidate(f"b{i}c{j}", rng.random(), rng.randint(1, 9) * 1000, rng.randint(1, 9) * 10)
+                         for j in range(12)) for i in range(4))
+    pot = tmp_path / "pot.json"
+    save_potentials(Potentials(blocks, fixed_flops=500, fixed_params=20), pot)
+    res = tmp_path / "res.json"
+    assert main(["dna-search", str(pot), "--max-flops", "20000", "--out", str(res)]) == 0
+    assert main(["report", str(pot), "--search", str(res), "--out", str(tmp_path / "rep")]) == 0
+    _png(tmp_path / "rep" / "dna_blocks.png")
+    _png(tmp_path / "rep" / "dna_pareto.png")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "dna-search" in md and "![dna_pareto](dna_pareto.png)" in md
+    capsys.readouterr()
+    line = one_error_line(capsys, main(["report", str(pot), "--search", str(pot)]))
+    assert "no pareto_front" in line

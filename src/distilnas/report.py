@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportError", "write_report", "plot_comparison", "plot_budget_curve"]
+__all__ = ["ReportError", "write_report", "write_dna_report", "plot_comparison", "plot_budget_curve"]
 
 _STEP_KEYS = {"step", "epoch", "loss", "lr"}
 _EPOCH_SKIP = {"step", "epoch", "passes", "forward_images", "epoch_seconds", "teacher_picks", "block"}
@@ -230,6 +230,59 @@ def write_report(run_dir: str | Path, truth: str | Path | None = None, out: str 
     for key, path in figures.items():
         if path is not None:
             lines += [f"## {captions[key]}", "", f"![{key}]({path.name})", ""]
+    report = dst / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def write_dna_report(potentials: str | Path, search: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """DNA's pictures: ``dna_blocks.png`` (every block's candidates, score against FLOPs, one panel a
+    block) and, with a ``dna-search`` result, ``dna_pareto.png`` (the FLOPs Pareto front of summed scores,
+    the budget and the chosen architecture); returns report.md."""
+    from .search.potentials import load_potentials
+
+    pot = load_potentials(potentials)
+    plt = _plt()
+    dst = Path(out) if out else Path(potentials).parent
+    dst.mkdir(parents=True, exist_ok=True)
+    n = len(pot.blocks)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for i, block in enumerate(pot.blocks):
+        ax = axes[i // cols][i % cols]
+        ax.scatter([c.flops for c in block], [c.score for c in block], s=10)
+        best = min(block, key=lambda c: c.score)
+        ax.scatter([best.flops], [best.score], s=40, color="tab:red", label=f"best: {best.arch}")
+        ax.set_title(f"block {i}: {len(block)} candidates", fontsize=9)
+        ax.set_xlabel("FLOPs")
+        ax.set_ylabel("score (lower is better)")
+        ax.legend(fontsize=6)
+    for i in range(n, rows * cols):
+        axes[i // cols][i % cols].axis("off")
+    figures = {"dna_blocks": _save(plt, fig, dst / "dna_blocks.png")}
+    lines = [f"# distilnas report: DNA potentials {potentials}", "",
+             f"- {n} blocks, {pot.num_archs:,} architectures; fixed part {pot.fixed_flops:,} FLOPs", ""]
+    if search is not None:
+        res = json.loads(Path(search).read_text())
+        front = (res.get("pareto_front") or {}).get("flops") or []
+        if not front:
+            raise ReportError(f"{search} holds no pareto_front: pass the result JSON of distilnas dna-search")
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        ax.step([r["flops"] for r in front], [r["score"] for r in front], where="post", marker="o", ms=3,
+                label="Pareto front (FLOPs)")
+        ax.scatter([res["flops"]], [res["score"]], s=60, color="tab:red", zorder=3, label="chosen")
+        budget = (res.get("budgets") or {}).get("max_flops")
+        if budget:
+            ax.axvline(budget, color="tab:gray", ls="--", lw=1, label="max FLOPs")
+        ax.set_xlabel("FLOPs")
+        ax.set_ylabel("summed block score")
+        ax.legend(fontsize=7)
+        figures["dna_pareto"] = _save(plt, fig, dst / "dna_pareto.png")
+        lines.insert(3, f"- dna-search ({search}): `{res.get('arch')}`, score {res.get('score')}, "
+                        f"FLOPs {res.get('flops'):,}, params {res.get('params'):,}")
+    for key, path in figures.items():
+        lines += [f"![{key}]({path.name})", ""]
     report = dst / "report.md"
     report.write_text("\n".join(lines))
     return report
