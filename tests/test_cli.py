@@ -266,3 +266,16 @@ def test_openmp_waits_passively_by_default():
     import os
     base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert policy(base) == "PASSIVE" and policy({**base, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_help_imports_neither_torch_nor_scipy():
+    """`distilnas --help` and `search --help` answer without importing torch or scipy (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom distilnas.cli import main\n"
+            "for argv in (['--help'], ['search', '--help'], ['report', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    assert out == "[]"

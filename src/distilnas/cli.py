@@ -457,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:
             args.overrides = list(args.overrides) + extra
         return int(args.func(args) or 0)
+    except SystemExit:  # argparse's --help and usage errors (before the import-heavy clause below)
+        raise
     except KeyboardInterrupt as e:
         if in_main:  # a second signal during the message must not cut it short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

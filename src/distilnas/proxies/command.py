@@ -57,7 +57,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from ..spaces import create_space
     from ..train.loop import read_archs, check_data
     from ..train.parallel import torch_threads
-    from .base import PROXIES, sample_batch, score_archs
+    from . import PROXIES, sample_batch, score_archs
 
     proxy = PROXIES.get(args.name)
     cfg = from_dict(ProxyRunConfig, apply_overrides({}, list(args.overrides)))
