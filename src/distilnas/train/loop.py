@@ -167,6 +167,15 @@ def _recipe(t: TrainConfig) -> Recipe:
                   schedule=t.schedule, no_decay_bn_bias=t.no_decay_bn_bias)
 
 
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with today's defaults for options added since it was written (as saved when
+    it no longer resolves)."""
+    try:
+        return to_dict(resolve_config(saved))
+    except ConfigError:
+        return saved
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(a) | set(b)):
@@ -211,10 +220,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     metrics_path = out / "metrics.jsonl" if out else None
     if resume and ckpt_path is not None:
         state = load_checkpoint(ckpt_path, map_location=run.device)
-        try:  # the checkpoint's config with today's defaults for options added since it was written
-            saved = to_dict(resolve_config(state.get("config") or {}))
-        except ConfigError:
-            saved = state.get("config") or {}
+        saved = _with_defaults(state.get("config") or {})
         diff = _config_diff(to_dict(cfg), saved)
         if extend:  # more epochs, nothing else
             longer = [d for d in diff if d.startswith("train.epochs:")]
@@ -577,10 +583,7 @@ def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     except (KeyError, RuntimeError, TypeError, AttributeError) as e:
         changed = []
         if overrides:
-            try:
-                base = to_dict(resolve_config(saved))
-            except ConfigError:
-                base = saved
+            base = _with_defaults(saved)
             changed = [d for d in _config_diff(to_dict(cfg), base) if d.split(".")[0] in ("space", "algorithm")]
         if changed:
             raise CheckpointError(f"overriding {changed[0]} does not fit the weights in {path} (it changes the "
