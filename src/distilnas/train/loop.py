@@ -456,6 +456,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
         if is_main:
             dump_yaml(to_dict(cfg), out / "config.yaml")
         stats = train_supernet(run, data, out, resume=resume, progress=progress, extend=extend)
+        if dist.world_size() > 1:  # every rank leaves the process group together (a rank exiting while
+            torch.distributed.barrier()  # the others still hold it aborted in gloo's teardown)
+            torch.distributed.destroy_process_group()
         if not is_main:
             return {}
         return _select(run, data, candidates, out, stats, progress)
