@@ -89,17 +89,32 @@ def _run(cmd: list[str], log: Path) -> None:
         subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
 
 
+def _committed(predictions: Path | None, label: str, seed: int, scoring: list[str]) -> dict[str, Any] | None:
+    """The metadata of committed predictions made with today's scoring, or None (not there, or scored
+    another way: then they are redone, rescoring the run's checkpoint when it is still on disk)."""
+    if predictions is None or not (predictions / label / f"seed{seed}.jsonl").exists():
+        return None
+    meta_path = predictions / label / f"seed{seed}.result.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return meta if list(meta.get("scoring", [])) == list(scoring) else None
+
+
 def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, archs_file: Path,
-            predictions: Path | None) -> dict[str, Any]:
-    """Search, score every ground-truth architecture, copy the scores to ``predictions``. A (label, seed)
-    whose predictions are already there (committed by an earlier session) is not run again: delete its
-    files to redo it (e.g. after changing the preset)."""
-    if predictions is not None and (predictions / label / f"seed{seed}.jsonl").exists():
-        meta_path = predictions / label / f"seed{seed}.result.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            predictions: Path | None, scoring: list[str] = ()) -> dict[str, Any]:
+    """Search, score every ground-truth architecture (``distilnas score`` with the suite's ``scoring``
+    overrides), copy the scores to ``predictions``. A (label, seed) whose predictions are already there
+    (committed by an earlier session) with the same scoring is not run again: delete its files to redo it
+    (e.g. after changing the preset)."""
+    scoring = list(scoring)
+    meta = _committed(predictions, label, seed, scoring)
+    if meta is not None:
         return {"label": label, "seed": seed, "selected": meta.get("arch"), "train_seconds": meta.get("train_seconds"),
                 "wall_seconds": None}
     run_dir = out / label / f"seed{seed}"
+    scores = run_dir / "gt_scores.jsonl"
+    done_scoring = run_dir / "gt_scores.scoring.json"
+    if scores.exists() and (not done_scoring.exists() or json.loads(done_scoring.read_text()) != scoring):
+        scores.unlink()  # scored another way (an older suite design): rescore the same checkpoint
     exe = [sys.executable, "-m", "distilnas.cli"]
     log = out / label / f"seed{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -109,15 +124,17 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
         _run([*exe, "search", config, "--out", str(run_dir), *resume, f"seed={seed}", "train.threads=1", *overrides],
              log)
-    scores = run_dir / "gt_scores.jsonl"
     if not scores.exists():
-        _run([*exe, "score", str(run_dir), "--archs", str(archs_file), "--out", str(scores), "train.threads=1"], log)
+        _run([*exe, "score", str(run_dir), "--archs", str(archs_file), "--out", str(scores), "train.threads=1",
+              *scoring], log)
+        done_scoring.write_text(json.dumps(scoring) + "\n")
     result = json.loads((run_dir / "result.json").read_text())
     if predictions is not None:
         dst = predictions / label / f"seed{seed}.jsonl"
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(scores, dst)
         meta = {k: result.get(k) for k in ("arch", "train_seconds", "score_seconds", "passes", "steps")}
+        meta["scoring"] = scoring
         (predictions / label / f"seed{seed}.result.json").write_text(json.dumps(meta, indent=1) + "\n")
     return {"label": label, "seed": seed, "selected": result.get("arch"), "train_seconds": result.get("train_seconds"),
             "wall_seconds": round(time.time() - t0, 1) if ran else None}
@@ -134,7 +151,8 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     entry has finished."""
     truth = load_truths(suite)
     split = json.loads(Path(suite["split"]).read_text()) if suite.get("split") else {"report": list(truth)}
-    avail = {lab: [s for s in seeds if (predictions / lab / f"seed{s}.jsonl").exists()] for lab in labels}
+    scoring = [str(o) for o in suite.get("scoring", [])]
+    avail = {lab: [s for s in seeds if _committed(predictions, lab, s, scoring) is not None] for lab in labels}
     labels = [lab for lab in labels if avail[lab]]
     common = [s for s in seeds if all(s in avail[lab] for lab in labels)]
     preds = {(lab, s): read_predictions(predictions / lab / f"seed{s}.jsonl") for lab in labels for s in avail[lab]}
@@ -230,13 +248,14 @@ def main() -> None:
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
     labels = [r["label"] for r in runs]
     predictions = Path(suite.get("predictions") or out / "predictions")
+    scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
     if not args.summary_only:
         archs_file = out / "truth_archs.txt"
         archs_file.write_text("\n".join(all_archs(suite)) + "\n")
         jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s) for s in seeds for r in runs]
         with ThreadPoolExecutor(args.parallel) as pool:
-            rows = list(pool.map(lambda j: run_one(*j, out, archs_file, predictions), jobs))
+            rows = list(pool.map(lambda j: run_one(*j, out, archs_file, predictions, scoring), jobs))
         with open(out / "summary.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
