@@ -200,7 +200,7 @@ def test_search_prints_the_next_commands(config_file, tmp_path, capsys):
 
 
 def test_next_commands_use_the_committed_ground_truth(monkeypatch):
-    from distilnas.cli import _next_steps
+    from distilnas.commands.search import _next_steps
     from distilnas.config import load_yaml
     from distilnas.train.loop import resolve_config
 

@@ -15,7 +15,7 @@ from distilnas.algorithms import ALGORITHMS
 from distilnas.cli import main
 from distilnas.config import ConfigError, check_value, from_dict
 from distilnas.evaluate.groundtruth import BenchConfig
-from distilnas.proxies.command import ProxyRunConfig
+from distilnas.commands.proxy import ProxyRunConfig
 from distilnas.spaces import SPACES
 from distilnas.spaces.mobilenet import PRESETS, MobileNetConfig
 from distilnas.spaces.resnet import ResNetConfig

@@ -1,5 +1,5 @@
-"""DNA (distilnas.algorithms.dna, distilnas.dna_command): teacher features, student blocks, rating, merge,
-search on the merged potentials and the block-score sum."""
+"""DNA (distilnas.algorithms.dna, distilnas.search.blocks, distilnas.commands.dna): teacher features, student
+blocks, rating, merge, search on the merged potentials and the block-score sum."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from distilnas.algorithms.dna import (
 )
 from distilnas.arch import ArchError
 from distilnas.cli import main
-from distilnas.config import ConfigError, build_space_config, from_dict
+from distilnas.config import ConfigError, from_dict
+from distilnas.spaces import build_space_config
 from distilnas.data import DataConfig, load_dataset
-from distilnas.dna_command import dna_scores, merge_blocks
+from distilnas.search.blocks import dna_scores, merge_blocks
 from distilnas.search import Potentials, PotentialsError, load_potentials
 from distilnas.spaces import create_space
 from distilnas.spaces.mobilenet import MobileNetArch, MobileNetSpace

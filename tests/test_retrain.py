@@ -16,7 +16,8 @@ import yaml
 
 import distilnas.train.retrain as rt
 from distilnas.cli import main
-from distilnas.config import ConfigError, build_space_config, from_dict, load_yaml
+from distilnas.config import ConfigError, from_dict, load_yaml
+from distilnas.spaces import build_space_config
 from distilnas.data import DataConfig, load_dataset
 from distilnas.spaces import create_space
 from distilnas.train.random_search import RandomSearchConfig, random_search, sample_in_flops_range

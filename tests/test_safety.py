@@ -462,7 +462,7 @@ def test_interrupt_messages_name_what_each_command_kept(tmp_path, capsys, monkey
 def test_score_resumes_from_the_rows_it_wrote(tmp_path, capsys, monkeypatch, trained_run):
     import distilnas.evaluate.scoring as scoring
     from distilnas.spaces import create_space
-    from distilnas.config import build_space_config
+    from distilnas.spaces import build_space_config
 
     space = create_space("nb201", build_space_config("nb201", SEARCH_DICT["space"]))
     import random
@@ -692,7 +692,7 @@ def test_bench_build_checks_its_archs_file_before_writing(tmp_path, capsys, benc
         assert not out.exists()
     f.write_text("\ufeff" + ARCH + "\n")  # a byte-order mark is not part of the first architecture
     from distilnas.spaces import create_space
-    from distilnas.config import build_space_config
+    from distilnas.spaces import build_space_config
     from distilnas.train.loop import read_archs
     assert [str(a) for a in read_archs(f, create_space("nb201", build_space_config("nb201", {})))] == [ARCH]
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from distilnas.arch import ArchError
-from distilnas.config import ConfigError, apply_overrides, build_space_config
+from distilnas.config import ConfigError, apply_overrides
+from distilnas.spaces import build_space_config
 from distilnas.ops.mbconv import (
     IDENTITY, ChoiceStage, MBChoiceLayer, StageSpec, canonical_codes, make_divisible, parse_op,
 )

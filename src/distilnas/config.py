@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = ["ConfigError", "opt", "MAX_SEED", "check_value", "from_dict", "to_dict", "load_yaml", "apply_overrides",
-           "build_space_config", "dump_yaml"]
+           "dump_yaml"]
 
 T = TypeVar("T")
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -222,12 +222,3 @@ def _deepcopy(d: Any) -> Any:
     if isinstance(d, list):
         return [_deepcopy(v) for v in d]
     return d
-
-
-def build_space_config(name: str, options: dict[str, Any], where: str = "space") -> Any:
-    """The registered space's ``Config`` dataclass from ``options`` (``name`` key ignored)."""
-    from .spaces import SPACES
-
-    cls = SPACES.get(name)
-    opts = {k: v for k, v in options.items() if k != "name"}
-    return from_dict(cls.Config, opts, where)

@@ -295,7 +295,7 @@ def _with_costs(run: Path, scores: list[dict[str, Any]]) -> list[dict[str, Any]]
     try:
         import yaml
 
-        from .config import build_space_config
+        from .spaces import build_space_config
         from .spaces import create_space
 
         cfg = yaml.safe_load((run / "config.yaml").read_text())

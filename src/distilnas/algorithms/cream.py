@@ -412,7 +412,7 @@ class Cream(Algorithm):
                     p.sub_(lr * gi)
             with dist.local_batch():  # the same validation batch on every rank
                 val_loss = F.cross_entropy(self.supernet(val_x, arch), val_y)
-            self._epoch["meta_loss"].append(float(val_loss))
+            self._epoch["meta_loss"].append(float(val_loss.detach()))
             v = torch.autograd.grad(val_loss, [p for p, _ in path], allow_unused=True)
             v = [torch.zeros_like(p) if vi is None else vi for (p, _), vi in zip(path, v)]
             eps = radius / max(float(torch.sqrt(sum((vi * vi).sum() for vi in v))), 1e-12)

@@ -64,7 +64,7 @@ from ..config import ConfigError, opt
 from ..data import gather
 from ..ops.mbconv import IDENTITY, ChoiceStage, StageSpec, op_code
 from ..spaces.mobilenet import MobileNetArch, MobileNetSpace
-from ..train.checkpoint import safe_load
+from ..train.checkpoint import load_exported, safe_load
 from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
 
 __all__ = ["DNA", "BlockCandidate", "DNABlock", "TeacherFeatures", "TargetStats", "ErrorMeter",
@@ -166,7 +166,7 @@ def load_teacher(cfg: "DNA.Config", in_channels: int) -> tuple[nn.Module, dict[s
     """The teacher network of ``cfg`` and a description of it (for result files).
 
     ``cfg.teacher``: a directory written by ``distilnas train ... --out DIR`` or ``distilnas retrain``
-    (``arch.json`` + ``model.pt``, rebuilt by :func:`distilnas.train.retrain.load_exported`).
+    (``arch.json`` + ``model.pt``, rebuilt by :func:`distilnas.train.checkpoint.load_exported`).
     ``cfg.teacher_timm``: a timm model name (timm is imported only then), built with
     ``pretrained=False`` and ``in_chans=in_channels``, weights from ``cfg.teacher_checkpoint`` when set.
     """
@@ -174,7 +174,6 @@ def load_teacher(cfg: "DNA.Config", in_channels: int) -> tuple[nn.Module, dict[s
         raise ConfigError("set exactly one of algorithm.teacher (a directory written by distilnas train or "
                           "retrain) and algorithm.teacher_timm (a timm model name)")
     if cfg.teacher:
-        from ..train.retrain import load_exported
 
         if cfg.teacher_checkpoint:
             raise ConfigError("algorithm.teacher_checkpoint is for teacher_timm; a teacher directory holds "
@@ -506,7 +505,7 @@ class DNA(Algorithm):
               channels_last: bool = False) -> Iterator[dict[str, Any]]:
         """Rate ``archs`` (this block's candidates): ``{"arch", "score", "mse", "rel_l1", "nsr", "flops",
         "params", "depth"}`` each, after BN recalibration on a fixed set of training images."""
-        from ..evaluate.scoring import recalibrate_bn
+        from ..train.evaluation import recalibrate_bn
         from ..progress import progress_bar
 
         cands = list(dict.fromkeys(self.to_candidate(a) for a in archs))

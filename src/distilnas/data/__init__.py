@@ -2,7 +2,8 @@
 streamed images)."""
 
 from .datasets import DATASETS, DataConfig, DataError, Splits, load_dataset
-from .folder import ImageSource
+from . import folder  # noqa: F401  (registers imagefolder)
+from .images import ImageSource
 from .loader import StreamLoader, TensorLoader, gather, make_loader
 
 __all__ = ["DATASETS", "DataConfig", "DataError", "Splits", "load_dataset", "TensorLoader", "StreamLoader",

@@ -9,7 +9,7 @@
   (``data_batch_1..5``, ``test_batch``).
 - ``synthetic``: generated tensors for quick tests.
 - ``imagefolder``: ImageNet-style ``train/<class>/<image>`` and ``val/<class>/<image>`` folders, streamed
-  from disk (:mod:`distilnas.data.folder`): its splits hold lazy :class:`~distilnas.data.folder.ImageSource`
+  from disk (:mod:`distilnas.data.folder`): its splits hold lazy :class:`~distilnas.data.images.ImageSource`
   objects instead of tensors, and :func:`distilnas.data.gather` decodes their pixels.
 
 Every dataset gives a fixed, seeded, disjoint train / validation split of its training file and the
@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import MAX_SEED, opt
+from ..errors import DataError
 from ..registry import Registry
 
 if TYPE_CHECKING:
-    from .folder import ImageSource
+    from .images import ImageSource
 
 __all__ = ["DATASETS", "DataConfig", "DataError", "Splits", "load_dataset", "read_idx"]
 
@@ -41,10 +42,6 @@ FMNIST_DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-
-
-class DataError(RuntimeError):
-    """A dataset that cannot be found or read; the message says how to fix it."""
 
 
 @dataclass
@@ -77,7 +74,7 @@ class DataConfig:
 @dataclass
 class Splits:
     """Tensors of one dataset: images ``(n, C, H, W)`` float32, labels ``(n,)`` int64. Streamed datasets
-    hold lazy :class:`~distilnas.data.folder.ImageSource` images instead: read pixels with
+    hold lazy :class:`~distilnas.data.images.ImageSource` images instead: read pixels with
     :func:`distilnas.data.gather`."""
 
     train_x: torch.Tensor | ImageSource

@@ -2,7 +2,7 @@
 
 :class:`TensorLoader`: the whole (small) dataset lives as tensors on the training device and batches are
 gathered by index, so small datasets pay no DataLoader / worker overhead. :class:`StreamLoader`: the same
-order (shuffle, shard) over a streamed :class:`~distilnas.data.folder.ImageSource`, whose batches are
+order (shuffle, shard) over a streamed :class:`~distilnas.data.images.ImageSource`, whose batches are
 decoded in ``num_workers`` processes by a ``torch.utils.data.DataLoader``. :func:`make_loader` picks one.
 """
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .datasets import DataError
-from .folder import ImageSource
+from .images import ImageSource
 
 __all__ = ["TensorLoader", "StreamLoader", "make_loader", "gather", "augment_batch"]
 

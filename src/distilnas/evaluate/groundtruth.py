@@ -54,7 +54,7 @@ class BenchConfig:
 
 
 def _space(cfg: BenchConfig):
-    from ..config import build_space_config
+    from ..spaces import build_space_config
     from ..spaces import create_space
 
     return create_space(cfg.space, build_space_config(cfg.space, cfg.space_cfg))

@@ -9,15 +9,14 @@ batches for every architecture.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import opt
 from ..data import Splits, gather
-from ..train.standalone import evaluate
+from ..train.evaluation import bn_layers, evaluate, recalibrate_bn
 
 __all__ = ["ScoreConfig", "recalibrate_bn", "score_archs", "bn_layers"]
 
@@ -32,31 +31,6 @@ class ScoreConfig:
     batch_size: int = opt(1000, ge=1)  # evaluation batch size
     recal_seed: int = opt(0, ge=0)  # which training images recalibrate BN (a fixed draw per seed)
     val_offset: int = opt(0, ge=0)  # the score uses validation images [val_offset, val_offset + val_size)
-
-
-def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward=None) -> None:
-    """Reset every BatchNorm's running statistics and re-estimate them as a cumulative average over
-    ``batches`` in train mode. ``forward(x)`` runs the path (default ``model(x)``). Restores the
-    layers' momentum and the model's train/eval mode."""
-    layers = bn_layers(model)
-    saved = [m.momentum for m in layers]
-    was_training = model.training
-    try:
-        for m in layers:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average
-        model.train()
-        for x in batches:
-            (forward or model)(x)
-    finally:
-        for m, mom in zip(layers, saved):
-            m.momentum = mom
-        model.train(was_training)
 
 
 def _recal_batches(data: Splits, cfg: ScoreConfig, device: torch.device) -> list[torch.Tensor]:

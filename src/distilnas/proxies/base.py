@@ -128,13 +128,6 @@ class Proxy:
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
-def registered() -> Registry[Proxy]:
-    """:data:`PROXIES` with the built-in proxies registered (their modules imported)."""
-    from . import cost, naswot, pruning, zen  # noqa: F401  (each registers its proxies on import)
-
-    return PROXIES
-
-
 def register_proxy(name: str, data: bool = True, cost: str | None = None) -> Callable[[ProxyFn], Proxy]:
     """Register ``fn(model, x, y, generator) -> float`` as proxy ``name`` (duplicates are an error).
 
@@ -174,7 +167,7 @@ def compute(name: str, space: SearchSpace[Any], arch: Any, batch: tuple[torch.Te
     ``params`` / ``flops`` come from ``space.cost(arch)`` (an exact table for NB201). The proxy's
     generator is seeded with ``seed`` too. A numerical failure returns NaN and warns naming ``arch``.
     """
-    record = _score_one(registered().get(name), space, arch, batch, seed, device)
+    record = _score_one(PROXIES.get(name), space, arch, batch, seed, device)
     if "error" in record:
         warnings.warn(f"proxy {name} failed on {record['arch']}: {record['error']}", RuntimeWarning, stacklevel=2)
         return math.nan
@@ -192,7 +185,7 @@ def score_archs(name: str, space: SearchSpace[Any], archs: Iterable[Any],
     fixed ``batch`` for all architectures, in this process (``workers=1``) or in a pool of ``workers``
     spawned processes, one torch thread each.
     """
-    proxy = registered().get(name)
+    proxy = PROXIES.get(name)
     archs = list(archs)
     if workers > 1 and proxy.cost is None and len(archs) > 1:
         ctx = multiprocessing.get_context("spawn")
@@ -234,7 +227,7 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(name: str, space: SearchSpace[Any], batch: tuple[torch.Tensor, torch.Tensor] | None,
                  seed: int, device: str) -> None:
     torch.set_num_threads(1)  # a worker process of our own pool: one core each
-    _WORKER.update(proxy=registered().get(name), space=space, batch=batch, seed=seed, device=device)
+    _WORKER.update(proxy=PROXIES.get(name), space=space, batch=batch, seed=seed, device=device)
 
 
 def _worker_score(arch: Any) -> dict[str, Any]:

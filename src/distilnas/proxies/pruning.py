@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluate.scoring import bn_layers
+from ..train.evaluation import bn_layers
 from .base import NumericalFailure, register_proxy, train_mode, weight_layers
 
 __all__ = ["grad_norm", "snip", "grasp", "fisher", "synflow", "hessian_vector_fd"]

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..evaluate.scoring import bn_layers
+from ..train.evaluation import bn_layers
 from .base import NumericalFailure, register_proxy, train_mode, weight_layers
 
 __all__ = ["zen", "ZEN_MIXUP", "prepool_features"]

@@ -1,5 +1,6 @@
-"""Final selection of architectures: DNA's exact constrained search over block potentials (a
-multiple-choice knapsack) and DONNA's linear accuracy model over block scores."""
+"""Final selection of architectures: SPOS's evolutionary search under a FLOPs range (``evolution``), DNA's
+exact constrained search over block potentials (a multiple-choice knapsack), DONNA's linear accuracy model
+over block scores, and DNA's block runs joined into potentials (``blocks``)."""
 
 import importlib
 from typing import Any
@@ -10,6 +11,8 @@ _EXPORTS = {
     "LinearModel": "linear", "fit_linear": "linear", "load_linear": "linear", "save_linear": "linear",
     "DEFAULT_SEP": "potentials", "Candidate": "potentials", "Potentials": "potentials",
     "PotentialsError": "potentials", "load_potentials": "potentials", "save_potentials": "potentials",
+    "BlockRun": "blocks", "read_block_run": "blocks", "merge_blocks": "blocks", "dna_scores": "blocks",
+    "evolution_search": "evolution",
 }
 
 
@@ -21,6 +24,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BlockRun",
     "DEFAULT_SEP",
     "Candidate",
     "Choice",
@@ -29,11 +33,15 @@ __all__ = [
     "Potentials",
     "PotentialsError",
     "Solution",
+    "dna_scores",
+    "evolution_search",
     "exhaustive_search",
     "fit_linear",
     "load_linear",
     "load_potentials",
+    "merge_blocks",
     "pareto_front",
+    "read_block_run",
     "save_linear",
     "save_potentials",
     "search",

@@ -10,14 +10,20 @@ import contextlib
 import itertools
 import random
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Generic, Iterator, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterator, TypeVar
 
 import torch
 from torch import nn
 
+from ..config import ConfigError, from_dict
 from ..registry import Registry
 
-__all__ = ["SPACES", "SearchSpace", "count_params", "count_flops", "create_space", "seeded"]
+if TYPE_CHECKING:
+    from ..data import Splits
+
+__all__ = ["SPACES", "SearchSpace", "build_space_config", "check_data", "read_archs", "count_params", "count_flops",
+           "create_space", "seeded"]
 
 A = TypeVar("A")
 SPACES: Registry[type["SearchSpace[Any]"]] = Registry("space")
@@ -119,3 +125,47 @@ def seeded(seed: int | None) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def build_space_config(name: str, options: dict[str, Any], where: str = "space") -> Any:
+    """The registered space's ``Config`` dataclass from ``options`` (``name`` key ignored)."""
+    cls = SPACES.get(name)
+    opts = {k: v for k, v in options.items() if k != "name"}
+    return from_dict(cls.Config, opts, where)
+
+
+def check_data(space: SearchSpace[Any], data: Splits, dataset: str) -> None:
+    """One-line ConfigError when the dataset ``dataset`` does not fit the space's input or classes."""
+    want, have = space.input_shape(), data.input_shape
+    if want != have:
+        raise ConfigError(
+            f"space expects inputs {want} but {dataset} gives {have}; set space.in_channels={have[0]} "
+            f"space.input_size={have[1]}")
+    nc = getattr(space.cfg, "num_classes", data.num_classes)
+    if nc != data.num_classes:
+        raise ConfigError(f"space.num_classes={nc} but {dataset} has {data.num_classes} classes")
+
+
+def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
+    """Architectures of ``space`` from a file of one string per line (blank lines and ``#`` comments
+    skipped); a missing file or a malformed line is a one-line ConfigError naming ``file:line``."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"architecture file {p} is a directory; pass a file with one architecture string per line")
+    if not p.is_file():
+        raise ConfigError(f"architecture file {p} not found (one architecture string per line)")
+    try:
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is not text
+    except UnicodeDecodeError:
+        raise ConfigError(f"architecture file {p} is not a UTF-8 text file; pass one architecture string per line") from None
+    archs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                archs.append(space.parse(line))
+            except ValueError as e:
+                raise ConfigError(f"{p}:{n}: {e}") from None
+    if not archs:
+        raise ConfigError(f"architecture file {p} holds no architectures (one string per line; blank lines and "
+                          f"# comments are skipped)")
+    return archs

@@ -10,6 +10,7 @@ switch back to unsafe loading: a file that needs it is refused with one line nam
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -18,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "safe_load", "FORMAT"]
+from ..spaces import build_space_config, create_space
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "safe_load", "load_exported", "FORMAT", "ARCH_FORMAT"]
 
 FORMAT = "distilnas-checkpoint"
+ARCH_FORMAT = "distilnas-arch"  # arch.json of an exported network (distilnas retrain)
 VERSION = 1
 
 
@@ -90,3 +95,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {p} has format version {state.get('version')}, "
                               f"this distilnas reads version {VERSION}")
     return state
+
+
+def load_exported(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network written by ``retrain`` (a directory with ``arch.json`` and ``model.pt``, or
+    the ``arch.json`` itself) and load its trained weights; returned in eval mode."""
+    p = Path(path)
+    meta_path = p / "arch.json" if p.is_dir() else p
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found; pass the output directory of distilnas retrain")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        meta = None
+    ok = isinstance(meta, dict) and meta.get("format") == ARCH_FORMAT and isinstance(meta.get("space_config"), dict)
+    if not ok:
+        raise CheckpointError(f"{meta_path} is not an arch.json written by distilnas retrain")
+    options = meta["space_config"]
+    name = str(options.get("name", "nb201"))
+    space = create_space(name, build_space_config(name, dict(options)))
+    arch = space.parse(str(meta.get("arch", "")))
+    weights = meta_path.parent / str(meta.get("weights", "model.pt"))
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found next to {meta_path.name}")
+    model = space.build(arch, seed=0)
+    state = safe_load(weights, "model weights", map_location)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{weights} does not fit the network of {meta_path} "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    return model.to(map_location).eval()

@@ -25,29 +25,22 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from ..algorithms import ALGORITHMS, Algorithm
-from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, opt, to_dict, dump_yaml
+from ..algorithms.base import ALGORITHMS, Algorithm
+from ..config import MAX_SEED, ConfigError, from_dict, opt, to_dict, dump_yaml
 from ..data import DataConfig, Splits, load_dataset, make_loader
 from ..devices import resolve_device
 from ..environment import environment
 from ..evaluate.scoring import ScoreConfig
 from ..fileio import LOCK_NAME, OutputError, atomic_open, dumps, prepare_out_dir, run_lock
 from ..search.evolution import evolution_search, in_flops_range
-from ..spaces import SearchSpace, create_space
+from ..spaces import SearchSpace, build_space_config, check_data, create_space, read_archs
 from . import distributed as dist
+from ..errors import DivergenceError, RunError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .standalone import OPTIMIZERS, SCHEDULES, Recipe, make_optimizer
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "DivergenceError", "resolve_config", "build_run",
            "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]
-
-
-class RunError(RuntimeError):
-    """A run that cannot start as asked (e.g. it would overwrite finished work)."""
-
-
-class DivergenceError(RunError):
-    """Training produced a non-finite loss or gradient (more often than ``train.max_nonfinite`` allows)."""
 
 
 @dataclass
@@ -121,18 +114,6 @@ def resolve_config(data: dict[str, Any]) -> SearchConfig:
 
 def _device(name: str) -> torch.device:
     return resolve_device(name, "train.device", dist.local_rank() if dist.is_distributed() else None)
-
-
-def check_data(space: SearchSpace[Any], data: Splits, dataset: str) -> None:
-    """One-line ConfigError when the dataset ``dataset`` does not fit the space's input or classes."""
-    want, have = space.input_shape(), data.input_shape
-    if want != have:
-        raise ConfigError(
-            f"space expects inputs {want} but {dataset} gives {have}; set space.in_channels={have[0]} "
-            f"space.input_size={have[1]}")
-    nc = getattr(space.cfg, "num_classes", data.num_classes)
-    if nc != data.num_classes:
-        raise ConfigError(f"space.num_classes={nc} but {dataset} has {data.num_classes} classes")
 
 
 @dataclass
@@ -390,31 +371,6 @@ def _divergence_message(loss: float, grad_norm: torch.Tensor | None, step: int, 
     clip = (f"lower train.grad_clip (now {t.grad_clip:g})" if t.grad_clip > 0 else "set train.grad_clip (now off)")
     return (f"training diverged: {what} at {where}; lower train.lr (now {t.lr:g}) or {clip} in a new --out, "
             f"or allow a few bad steps with train.max_nonfinite; {saved}")
-
-
-def read_archs(path: str | Path, space: SearchSpace[Any]) -> list[Any]:
-    """Architectures of ``space`` from a file of one string per line (blank lines and ``#`` comments
-    skipped); a missing file or a malformed line is a one-line ConfigError naming ``file:line``."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"architecture file {p} is a directory; pass a file with one architecture string per line")
-    if not p.is_file():
-        raise ConfigError(f"architecture file {p} not found (one architecture string per line)")
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is not text
-    except UnicodeDecodeError:
-        raise ConfigError(f"architecture file {p} is not a UTF-8 text file; pass one architecture string per line") from None
-    archs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            try:
-                archs.append(space.parse(line))
-            except ValueError as e:
-                raise ConfigError(f"{p}:{n}: {e}") from None
-    if not archs:
-        raise ConfigError(f"architecture file {p} holds no architectures (one string per line; blank lines and "
-                          f"# comments are skipped)")
-    return archs
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,

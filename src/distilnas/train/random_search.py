@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import MAX_SEED, ConfigError, build_space_config, dump_yaml, from_dict, opt, to_dict
+from ..config import MAX_SEED, ConfigError, dump_yaml, from_dict, opt, to_dict
 from ..data import DataConfig, Splits, load_dataset
 from ..devices import resolve_device
 from ..fileio import dumps, prepare_out_dir, run_lock
-from ..spaces import SearchSpace, create_space
-from .loop import check_data
+from ..spaces import SearchSpace, build_space_config, check_data, create_space
 from .parallel import append_record, open_records, read_records, run_jobs
 from .standalone import Recipe, recipe_hash, train_standalone
 

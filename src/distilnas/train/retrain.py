@@ -38,20 +38,19 @@ import torch
 from torch import nn
 
 from ..arch import ArchError
-from ..config import MAX_SEED, ConfigError, build_space_config, from_dict, load_yaml, opt, to_dict
+from ..config import MAX_SEED, ConfigError, from_dict, load_yaml, opt, to_dict
 from ..data import DataConfig, load_dataset
 from ..devices import resolve_device
+from ..errors import RunError
 from ..fileio import dumps, prepare_out_dir, run_lock
-from ..spaces import SearchSpace, create_space
-from .checkpoint import CheckpointError, safe_load
-from .loop import RunError, check_data
+from ..spaces import SearchSpace, build_space_config, check_data, create_space
+from .checkpoint import ARCH_FORMAT, load_exported
 from .parallel import torch_threads
 from .standalone import Recipe, recipe_hash, train_standalone
 
 __all__ = ["RetrainConfig", "ExportError", "resolve_target", "retrain", "train_architecture",
            "load_exported", "save_onnx", "missing_onnx_packages", "ARCH_FORMAT"]
 
-ARCH_FORMAT = "distilnas-arch"
 ONNX_PACKAGES = ("onnx", "onnxscript")  # torch.onnx.export's default (dynamo) exporter needs both
 ONNX_HINT = "pip install onnx onnxscript (or pip install 'distilnas[export]')"
 
@@ -325,35 +324,6 @@ def retrain(target: str | Path, cfg: RetrainConfig | Mapping[str, Any] | None = 
 
 
 # ---------------------------------------------------------------------------------------------------
-def load_exported(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the network written by ``retrain`` (a directory with ``arch.json`` and ``model.pt``, or
-    the ``arch.json`` itself) and load its trained weights; returned in eval mode."""
-    p = Path(path)
-    meta_path = p / "arch.json" if p.is_dir() else p
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} not found; pass the output directory of distilnas retrain")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        meta = None
-    ok = isinstance(meta, dict) and meta.get("format") == ARCH_FORMAT and isinstance(meta.get("space_config"), dict)
-    if not ok:
-        raise CheckpointError(f"{meta_path} is not an arch.json written by distilnas retrain")
-    space = _space(meta["space_config"])
-    arch = space.parse(str(meta.get("arch", "")))
-    weights = meta_path.parent / str(meta.get("weights", "model.pt"))
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found next to {meta_path.name}")
-    model = space.build(arch, seed=0)
-    state = safe_load(weights, "model weights", map_location)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{weights} does not fit the network of {meta_path} "
-                              f"({str(e).splitlines()[0][:120]})") from None
-    return model.to(map_location).eval()
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence the exporter's progress prints, log lines and warnings."""

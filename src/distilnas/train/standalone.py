@@ -9,14 +9,15 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import opt
-from ..data import ImageSource, Splits, gather, make_loader
+from ..data import Splits, make_loader
+from .evaluation import evaluate, recalibrate_bn
 
 __all__ = ["Recipe", "TrainingDiverged", "train_standalone", "evaluate", "make_optimizer", "recipe_hash", "OPTIMIZERS", "SCHEDULES"]
 
@@ -102,21 +103,6 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_total: int, steps_per
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-@torch.no_grad()
-def evaluate(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor | ImageSource, y: torch.Tensor,
-             batch_size: int = 1000) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``(x, y)``, in chunks of ``batch_size``
-    (streamed images are decoded chunk by chunk)."""
-    correct, loss_sum = 0, 0.0
-    for i in range(0, len(x), batch_size):
-        logits = model(gather(x, slice(i, i + batch_size)))
-        yb = y[i:i + batch_size]
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    n = max(1, len(x))
-    return {"accuracy": 100.0 * correct / n, "loss": loss_sum / n}
-
-
 EMA_BN_BATCHES = 100  # training batches that re-estimate BatchNorm statistics for EMA weights
 
 
@@ -124,7 +110,6 @@ def load_ema(model: nn.Module, averaged: nn.Module, loader: Iterable) -> None:
     """Copy the averaged parameters into ``model`` and re-estimate its BatchNorm statistics for them
     (reset, cumulative average over up to :data:`EMA_BN_BATCHES` batches of ``loader``; the way PyTorch's
     ``swa_utils.update_bn`` finishes an averaged model)."""
-    from ..evaluate.scoring import recalibrate_bn
 
     with torch.no_grad():
         for p, q in zip(model.parameters(), averaged.parameters()):

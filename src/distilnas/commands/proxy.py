@@ -36,9 +36,9 @@ class ProxyRunConfig:
     threads: int = opt(0, ge=0)  # torch threads of this process (0 = PyTorch's default)
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Add the ``proxy`` sub-command."""
-    s = subparsers.add_parser("proxy", help="score architectures with a zero-cost proxy")
+    s = sub.add_parser("proxy", help="score architectures with a zero-cost proxy")
     s.add_argument("name", help="a registered proxy (distilnas list proxies)")
     s.add_argument("--space", default="nb201", help="search space (default nb201)")
     s.add_argument("--archs", required=True, help="file with one architecture string per line")
@@ -52,12 +52,11 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     """Run ``distilnas proxy``; returns the exit status."""
     import torch
 
-    from ..config import ConfigError, apply_overrides, build_space_config, from_dict
+    from ..config import ConfigError, apply_overrides, from_dict
     from ..data import DataConfig, load_dataset
-    from ..spaces import create_space
-    from ..train.loop import read_archs, check_data
+    from ..spaces import build_space_config, check_data, create_space, read_archs
     from ..train.parallel import torch_threads
-    from . import PROXIES, sample_batch, score_archs
+    from ..proxies import PROXIES, sample_batch, score_archs
 
     proxy = PROXIES.get(args.name)
     cfg = from_dict(ProxyRunConfig, apply_overrides({}, list(args.overrides)))

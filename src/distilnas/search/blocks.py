@@ -15,14 +15,12 @@ works for a ``dna-search`` result written in the same directory.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["BlockRun", "read_block_run", "merge_blocks", "write_run_config", "dna_scores", "add_parser",
+__all__ = ["BlockRun", "read_block_run", "merge_blocks", "write_run_config", "dna_scores",
            "POTENTIALS_FORMAT", "CANDIDATE_KEYS"]
 
 POTENTIALS_FORMAT = "distilnas-dna-potentials"
@@ -45,7 +43,7 @@ class BlockRun:
 
 def read_block_run(path: str | Path) -> BlockRun:
     """Read a finished block run; :class:`~distilnas.config.ConfigError` (one line) when it is not one."""
-    from .config import ConfigError, load_yaml
+    from ..config import ConfigError, load_yaml
 
     d = Path(path)
     res_path = d / "result.json"
@@ -82,9 +80,10 @@ def merge_blocks(dirs: Sequence[str | Path]) -> Any:
         ConfigError: no runs, a run that is not a finished dna block run, a block missing or given twice,
             or runs with different space configs, teachers or metrics.
     """
-    from .config import ConfigError, build_space_config
-    from .search.potentials import Potentials
-    from .spaces import create_space
+    from ..config import ConfigError
+    from ..spaces import build_space_config
+    from .potentials import Potentials
+    from ..spaces import create_space
 
     if not dirs:
         raise ConfigError("dna-merge needs the run directories of the blocks")
@@ -123,7 +122,7 @@ def write_run_config(potentials_path: str | Path, meta: dict[str, Any]) -> Path:
     """Write ``config.yaml`` (the space and data sections of ``meta``) next to ``potentials_path``, which is
     where ``distilnas retrain`` looks for the space of a result in that directory. An existing different
     ``config.yaml`` is an error (never overwritten)."""
-    from .config import ConfigError, dump_yaml, load_yaml
+    from ..config import ConfigError, dump_yaml, load_yaml
 
     p = Path(potentials_path).parent / "config.yaml"
     content = {"space": meta["space"], "data": meta["data"]}
@@ -143,9 +142,10 @@ def dna_scores(potentials: Any, archs: Sequence[str], metric: str = "score",
     "metric", "flops", "params"}`` per architecture, and the architectures whose candidates are not all
     in the potentials (an error unless ``skip_missing``).
     """
-    from .config import ConfigError, build_space_config
-    from .search.potentials import PotentialsError
-    from .spaces import create_space
+    from ..config import ConfigError
+    from ..spaces import build_space_config
+    from .potentials import PotentialsError
+    from ..spaces import create_space
 
     meta = potentials.extra.get("meta") or {}
     space = None
@@ -175,58 +175,3 @@ def dna_scores(potentials: Any, archs: Sequence[str], metric: str = "score",
         rows.append({"arch": arch, "score": -total, "block_sum": total, "metric": metric, "flops": flops,
                      "params": params})
     return rows, skipped
-
-
-# -- commands ---------------------------------------------------------------------------------------------
-def cmd_dna_merge(args: argparse.Namespace) -> int:
-    from .search.potentials import save_potentials
-
-    pot = merge_blocks(args.dirs)
-    out = Path(args.out)
-    meta = pot.extra["meta"]
-    cfg_path = write_run_config(out, meta)
-    save_potentials(pot, out)
-    blocks, _ = pot.table
-    lo = pot.fixed_flops + sum(float(b[:, 0].min()) for b in blocks)
-    hi = pot.fixed_flops + sum(float(b[:, 0].max()) for b in blocks)
-    print(f"merged {len(pot.blocks)} blocks ({', '.join(str(len(b)) for b in pot.blocks)} candidates; "
-          f"{pot.num_archs:.3g} architectures, FLOPs {lo:,.0f} .. {hi:,.0f}, metric {meta['metric']}) -> {out}")
-    print(f"wrote {cfg_path} (space and data, for distilnas retrain); next: distilnas dna-search {out} "
-          f"--max-flops F --out {out.parent / 'result.json'}")
-    return 0
-
-
-def cmd_dna_score(args: argparse.Namespace) -> int:
-    from .search.potentials import load_potentials
-
-    pot = load_potentials(args.potentials)
-    p = Path(args.archs)
-    if not p.is_file():
-        raise FileNotFoundError(f"architecture file {p} not found (one architecture string per line)")
-    archs = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    rows, skipped = dna_scores(pot, archs, args.metric, args.skip_missing)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
-    best = max(rows, key=lambda r: r["score"]) if rows else None
-    print(f"scored {len(rows)} architectures ({len(skipped)} skipped: candidates not in the potentials) -> {out}"
-          + (f"; best {best['arch']} (sum of {args.metric} {best['block_sum']:.4g})"
-             if best and math.isfinite(best["score"]) else ""))
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    """Add ``dna-merge`` and ``dna-score`` to the ``distilnas`` command line."""
-    s = subparsers.add_parser("dna-merge", help="join DNA block runs into a potentials file")
-    s.add_argument("dirs", nargs="+", metavar="DIR", help="run directories of blocks 0..n-1 (any order)")
-    s.add_argument("--out", required=True, help="potentials JSON (a config.yaml for retrain goes next to it)")
-    s.set_defaults(func=cmd_dna_merge)
-
-    s = subparsers.add_parser("dna-score", help="DNA block-score sums of given architectures (for distilnas rank)")
-    s.add_argument("potentials", help="potentials JSON from dna-merge")
-    s.add_argument("--archs", required=True, help="file with one architecture string per line")
-    s.add_argument("--out", required=True, help="output JSON lines: arch, score (= -sum), block_sum")
-    s.add_argument("--metric", default="score", help="candidate field to sum: score (default), mse, rel_l1, nsr")
-    s.add_argument("--skip-missing", action="store_true",
-                   help="leave out architectures whose block candidates are not in the potentials")
-    s.set_defaults(func=cmd_dna_score)
