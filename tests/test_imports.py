@@ -24,7 +24,7 @@ LAYERS: list[list[str]] = [
     ["distilnas.data", "distilnas.data.*", "distilnas.ops", "distilnas.ops.*"],
     ["distilnas.spaces", "distilnas.spaces.*"],
     ["distilnas.train", "distilnas.train.checkpoint", "distilnas.train.evaluation", "distilnas.train.standalone",
-     "distilnas.train.parallel", "distilnas.train.distributed"],
+     "distilnas.train.optim", "distilnas.train.parallel", "distilnas.train.distributed"],
     ["distilnas.evaluate", "distilnas.evaluate.*"],
     ["distilnas.algorithms", "distilnas.algorithms.*", "distilnas.search", "distilnas.search.*",
      "distilnas.proxies", "distilnas.proxies.*"],

@@ -333,3 +333,29 @@ def test_tensorboard_missing_is_one_line(tmp_path, monkeypatch):
     d["train"]["tensorboard"] = True
     with pytest.raises(ConfigError, match=r"pip install 'distilnas\[tensorboard\]'"):
         run_search(resolve_config(d), tmp_path / "run", progress=False)
+
+
+def test_search_and_score_set_threads_and_restore_them(search_dict, trained_run, tmp_path, monkeypatch):
+    """One way to set torch threads (train.parallel.torch_threads): the search and ``score`` use
+    train.threads while they run and leave the caller's setting as it was."""
+    import distilnas.train.parallel as parallel
+    from distilnas.cli import main
+
+    seen: list[int] = []
+    real = parallel.torch_threads
+
+    def spy(n: int):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(parallel, "torch_threads", spy)
+    monkeypatch.setattr("distilnas.train.loop.torch_threads", spy)
+    before = torch.get_num_threads()
+    search_dict["train"]["threads"] = 2
+    run_search(resolve_config(search_dict), tmp_path / "run", progress=False)
+    assert seen == [2] and torch.get_num_threads() == before
+    archs = tmp_path / "archs.txt"
+    archs.write_text(json.loads((trained_run / "result.json").read_text())["arch"] + "\n")
+    assert main(["score", str(trained_run), "--archs", str(archs), "--out", str(tmp_path / "s.jsonl"),
+                 "train.threads=2"]) == 0
+    assert seen == [2, 2] and torch.get_num_threads() == before

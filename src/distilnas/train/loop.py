@@ -37,28 +37,20 @@ from ..spaces import SearchSpace, build_space_config, check_data, create_space, 
 from . import distributed as dist
 from ..errors import DivergenceError, RunError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .standalone import OPTIMIZERS, SCHEDULES, Recipe, make_optimizer
+from .optim import OptimConfig, make_optimizer
+from .parallel import torch_threads
 
 __all__ = ["TrainConfig", "SelectConfig", "SearchConfig", "RunError", "DivergenceError", "resolve_config", "build_run",
            "run_search", "train_supernet", "load_supernet", "check_data", "read_archs"]
 
 
 @dataclass
-class TrainConfig:
-    """Supernet training: SGD with momentum (or Adam), warm-up then cosine decay, per step."""
+class TrainConfig(OptimConfig):
+    """Supernet training: the optimiser and schedule (:class:`~distilnas.train.optim.OptimConfig`, the same
+    type as a standalone recipe) with the supernet's defaults, plus how the run executes."""
 
     epochs: int = opt(10, ge=1)
-    batch_size: int = opt(128, ge=1)
     lr: float = opt(0.05, gt=0)
-    momentum: float = opt(0.9, ge=0, lt=1)
-    nesterov: bool = True
-    weight_decay: float = opt(5e-4, ge=0)
-    warmup_epochs: float = opt(0.0, ge=0)
-    label_smoothing: float = opt(0.0, ge=0, lt=1)
-    grad_clip: float = opt(5.0, ge=0)  # max global gradient norm; 0 = off
-    optimizer: str = opt("sgd", choices=OPTIMIZERS)  # sgd | adam | rmsprop
-    schedule: str = opt("cosine", choices=SCHEDULES)  # after warm-up: cosine | linear | step (x0.9/epoch) | constant
-    no_decay_bn_bias: bool = False  # no weight decay on biases and BatchNorm weights
     channels_last: bool = True  # channels_last memory format (faster convolutions on CPUs; same numbers)
     steps_per_epoch: int = opt(0, ge=0)  # 0 = one pass over the training split; else at most one pass
     device: str = "auto"  # auto = cuda when available, else cpu
@@ -141,13 +133,6 @@ def build_run(cfg: SearchConfig, device: torch.device | None = None) -> Run:
     return Run(cfg, space, supernet, algorithm, device)
 
 
-def _recipe(t: TrainConfig) -> Recipe:
-    return Recipe(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov,
-                  weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs,
-                  label_smoothing=t.label_smoothing, grad_clip=t.grad_clip, optimizer=t.optimizer,
-                  schedule=t.schedule, no_decay_bn_bias=t.no_decay_bn_bias)
-
-
 def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's config with today's defaults for options added since it was written (as saved when
     it no longer resolves)."""
@@ -194,7 +179,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     if t.steps_per_epoch > len(loader):
         raise ConfigError(f"train.steps_per_epoch={t.steps_per_epoch} exceeds one pass ({len(loader)} batches)")
     steps_per_epoch = t.steps_per_epoch or len(loader)
-    opt, sched = make_optimizer(run.supernet, _recipe(t), t.epochs * steps_per_epoch, steps_per_epoch)
+    opt, sched = make_optimizer(run.supernet, t, t.epochs * steps_per_epoch, steps_per_epoch)
     run.algorithm.setup(data, run.device, opt)
     start_epoch, step, passes, fwd_images, seconds = 0, 0, 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out else None
@@ -401,8 +386,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
                            f"or choose another --out")
         if resume and not ckpt.exists():
             raise RunError(f"--resume: no checkpoint.pt in {out}; drop --resume to start a new search there")
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        stack.enter_context(torch_threads(cfg.train.threads))  # restored when the search returns
         run = build_run(cfg, device)
         candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
         if cfg.train.tensorboard and is_main:
