@@ -1,6 +1,6 @@
 """Where a Cream step's time goes: the parts of one step, timed one by one on synthetic inputs.
 
-    python benchmarks/bench_cream_parts.py CONFIG [--device cuda] [--batch 64] [--reps 10] [key=value ...]
+    python benchmarks/bench_cream_parts.py CONFIG [--device cuda] [--batch 64] [--reps 10] [--threads 1] [key=value ...]
 
 Builds the space and supernet of a search config (e.g. configs/gpu/cream_mobilenet_imagenet.yaml), fills
 the board with K random paths, and times on random inputs of the space's shape: the plain student step
@@ -17,6 +17,7 @@ import random
 import statistics
 import time
 
+import distilnas  # noqa: F401  (first: sets OpenMP's passive waiting before torch loads its runtime)
 import torch
 import torch.nn.functional as F
 
@@ -50,8 +51,10 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_intermixed_args()
+    torch.set_num_threads(args.threads)
     cfg = resolve_config(apply_overrides(load_yaml(args.config), [f"train.device={args.device}", *args.overrides]))
     run = build_run(cfg)
     dev, algo, net, space = run.device, run.algorithm, run.supernet, run.space
