@@ -141,8 +141,40 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
 
 
 def read_predictions(path: Path) -> dict[str, float]:
+    """arch -> prediction: a supernet's validation ``accuracy``, or a proxy's ``score`` (null: NaN)."""
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return {r["arch"]: (np.nan if r.get("accuracy") is None else float(r["accuracy"])) for r in rows}
+    key = "accuracy" if rows and "accuracy" in rows[0] else "score"
+    return {r["arch"]: (np.nan if r.get(key) is None else float(r[key])) for r in rows}
+
+
+def run_proxy(name: str, suite: dict[str, Any], archs_file: Path, predictions: Path, log: Path) -> None:
+    """A zero-cost proxy's scores of every ground-truth architecture (``distilnas proxy`` with the suite's
+    ``proxy_overrides``), kept in ``predictions/proxies/NAME.jsonl``; skipped when already there."""
+    dst = predictions / "proxies" / f"{name}.jsonl"
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "distilnas.cli", "proxy", name, "--space", str(suite.get("proxy_space", "nb201")),
+          "--archs", str(archs_file), "--out", str(dst), "threads=1", *map(str, suite.get("proxy_overrides", []))],
+         log)
+
+
+def proxy_predictions(name: str, predictions: Path) -> dict[str, float] | None:
+    """A proxy's predictions; ``a+b+c`` is the rank average of proxies a, b and c (RD-NAS's combined
+    teacher: mean of each proxy's rank, higher = better), over the architectures all of them scored."""
+    parts = name.split("+")
+    files = [predictions / "proxies" / f"{p}.jsonl" for p in parts]
+    if not all(f.exists() for f in files):
+        return None
+    scored = [read_predictions(f) for f in files]
+    if len(scored) == 1:
+        return scored[0]
+    from scipy.stats import rankdata
+
+    common = sorted(set.intersection(*(set(a for a, v in d.items() if np.isfinite(v)) for d in scored)))
+    ranks = np.mean([rankdata([d[a] for a in common]) for d in scored], axis=0)
+    return dict(zip(common, ranks.tolist()))
 
 
 def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
@@ -153,10 +185,19 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     split = json.loads(Path(suite["split"]).read_text()) if suite.get("split") else {"report": list(truth)}
     scoring = [str(o) for o in suite.get("scoring", [])]
     avail = {lab: [s for s in seeds if _committed(predictions, lab, s, scoring) is not None] for lab in labels}
+    missing = [lab for lab in labels if avail[lab] != list(seeds)]  # entries not finished for every seed
     labels = [lab for lab in labels if avail[lab]]
-    common = [s for s in seeds if all(s in avail[lab] for lab in labels)]
+    common = [s for s in seeds if all(s in avail[lab] for lab in labels)] if labels else []
     preds = {(lab, s): read_predictions(predictions / lab / f"seed{s}.jsonl") for lab in labels for s in avail[lab]}
+    for name in suite.get("proxies", []):  # deterministic: the same predictions for every seed (pairs stay valid)
+        pp = proxy_predictions(str(name), predictions)
+        if pp is not None and common:
+            lab = f"proxy:{name}"
+            labels, avail[lab] = [*labels, lab], list(common)
+            preds.update({(lab, s): pp for s in common})
     compare = [(r["label"], r["compare_to"]) for r in suite["runs"] if r.get("compare_to")]
+    compare += [(str(a), str(b)) for a, b in suite.get("compare", [])]  # e.g. [rdnas, proxy:flops]
+    compare = [(a, b) for a, b in compare if a in labels and b in labels]
     halves: dict[str, Any] = {}
     for half in [h for h in ("report", "tuning") if h in split]:
         archs = [a for a in split[half] if a in truth and len(truth[a]) >= 2
@@ -173,9 +214,10 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
         halves[half] = out
     wanted = len(split.get("report", [])) + len(split.get("tuning", []))
     with_truth = sum(h["num_archs"] for h in halves.values())
-    complete = common == list(seeds) and with_truth == wanted
-    status = "complete" if complete else (f"partial: seeds {common} of {list(seeds)} finished by every entry, "
-                                          f"{with_truth} of {wanted} architectures with ground truth")
+    complete = common == list(seeds) and with_truth == wanted and not missing
+    status = "complete" if complete else (f"partial: seeds {common} of {list(seeds)} finished by every entry so far"
+                                          + (f" (not finished: {', '.join(missing)})" if missing else "")
+                                          + f", {with_truth} of {wanted} architectures with ground truth")
     return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
             "split": suite.get("split"), "baseline": suite.get("baseline"), "resamples": resamples}
 
@@ -253,6 +295,8 @@ def main() -> None:
     if not args.summary_only:
         archs_file = out / "truth_archs.txt"
         archs_file.write_text("\n".join(all_archs(suite)) + "\n")
+        for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
+            run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
         jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s) for s in seeds for r in runs]
         with ThreadPoolExecutor(args.parallel) as pool:
             rows = list(pool.map(lambda j: run_one(*j, out, archs_file, predictions, scoring), jobs))
@@ -266,7 +310,32 @@ def main() -> None:
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text(json.dumps(results_json(summary), indent=1) + "\n")
+    write_figures(suite, summary)
     print_table(summary, args.markdown)
+
+
+def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The suite's ``figure`` (per entry: per-seed tau, mean and interval; noise ceiling and the best
+    proxy as lines) and ``budget_figure`` (tau against supernet epochs for the entries of ``budget``:
+    method -> {epochs: label}), both on the report half."""
+    if not (suite.get("figure") or suite.get("budget_figure")):
+        return
+    from distilnas.report import plot_budget_curve, plot_comparison
+
+    res = results_json(summary)
+    entries = res["entries"]
+    proxies = {k.removeprefix("proxy:"): e["mean"] for k, e in entries.items() if k.startswith("proxy:")}
+    best = max(proxies.items(), key=lambda kv: kv[1]) if proxies else None
+    if suite.get("figure") and entries:
+        shown = {k: e for k, e in entries.items() if not k.startswith("proxy:")}
+        plot_comparison({**res, "entries": shown}, suite["figure"], best_proxy=best)
+    if suite.get("budget_figure"):
+        curves = {method: [(float(ep), entries[lab]["mean"], *entries[lab]["ci95"])
+                           for ep, lab in points.items() if lab in entries]
+                  for method, points in suite.get("budget", {}).items()}
+        curves = {m: pts for m, pts in curves.items() if pts}
+        if curves:
+            plot_budget_curve(curves, suite["budget_figure"], res.get("noise_ceiling"), best)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,3 +53,64 @@ def test_summary_from_predictions(tmp_path):
     assert good["diff_vs_spos"]["ci95"][0] > 0 and "diff_vs_spos" not in res["entries"]["spos"]
     assert "diff_vs_good" in res["entries"]["abl"] and "tuning_half" in good
     json.dumps(res, allow_nan=False)
+
+
+def _tiny_suite(tmp_path, rng):
+    archs = [f"a{i}" for i in range(24)]
+    quality = {a: float(i) for i, a in enumerate(archs)}
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "table.json").write_text(json.dumps({"archs": {a: {"accuracy": [q + rng.normal(), q + rng.normal()]}
+                                                            for a, q in quality.items()}}))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"tuning": archs[::2], "report": archs[1::2]}))
+    preds = tmp_path / "pred"
+    for s in (0, 1, 2):
+        for label, noise in (("spos", 10.0), ("good", 1.0)):
+            f = preds / label / f"seed{s}.jsonl"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("".join(json.dumps({"arch": a, "accuracy": q + rng.normal(scale=noise)}) + "\n"
+                                 for a, q in quality.items()))
+            (preds / label / f"seed{s}.result.json").write_text(json.dumps({"scoring": ["score.val_size=10"]}))
+    (preds / "proxies").mkdir()
+    for name, f in (("up", lambda q: q), ("down", lambda q: -q), ("cube", lambda q: (q - 7.5) ** 3)):
+        (preds / "proxies" / f"{name}.jsonl").write_text(  # right, backwards, right on another scale
+            "".join(json.dumps({"arch": a, "score": f(q), "seconds": 0.1}) + "\n" for a, q in quality.items()))
+    return {"truth": [str(truth)], "split": str(split), "baseline": "spos", "scoring": ["score.val_size=10"],
+            "proxies": ["up", "down", "up+cube"], "compare": [["good", "proxy:up"]],
+            "runs": [{"label": "spos"}, {"label": "good"}, {"label": "later"}]}, preds
+
+
+def test_proxies_pair_with_every_seed_and_rank_averages(tmp_path):
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(1))
+    summary = rs.summarize(suite, ["spos", "good", "later"], [0, 1, 2], preds, resamples=200)
+    # 'later' has no predictions yet: the summary pairs what exists but is not complete
+    assert summary["status"].startswith("partial") and "not finished: later" in summary["status"]
+    res = rs.results_json(summary)
+    up, down, avg = (res["entries"][f"proxy:{n}"] for n in ("up", "down", "up+cube"))
+    assert up["tau"] == [up["tau"][0]] * 3 and up["mean"] > 0.8 and down["mean"] < -0.8
+    assert avg["tau"] == up["tau"]  # the rank average of two proxies with the same order has that order
+    assert "diff_vs_proxy:up" in res["entries"]["good"] and up["diff_vs_spos"]["verdict"] == "better"
+
+
+def test_predictions_scored_another_way_are_not_used(tmp_path):
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(2))
+    assert rs._committed(preds, "good", 0, ["score.val_size=10"]) is not None
+    assert rs._committed(preds, "good", 0, []) is None  # another scoring design: redo
+    suite["scoring"] = ["score.val_size=20"]
+    summary = rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)
+    assert summary["seeds"] == [] and summary["status"].startswith("partial")
+
+
+def test_suite_figures_are_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(3))
+    suite.update({"figure": str(tmp_path / "cmp.png"), "budget_figure": str(tmp_path / "budget.png"),
+                  "budget": {"method": {6: "spos", 12: "good"}}})
+    summary = rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)
+    rs.write_figures(suite, summary)
+    for name in ("cmp.png", "budget.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
