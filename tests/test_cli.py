@@ -269,13 +269,27 @@ def test_openmp_waits_passively_by_default():
 
 
 def test_help_imports_neither_torch_nor_scipy():
-    """`distilnas --help` and `search --help` answer without importing torch or scipy (start-up time)."""
+    """`distilnas --help`, `search --help` and `list` answer without importing torch or scipy (start-up time)."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom distilnas.cli import main\n"
-            "for argv in (['--help'], ['search', '--help'], ['report', '--help']):\n"
+            "for argv in (['--help'], ['search', '--help'], ['report', '--help'], ['list']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip().splitlines()[-1]
     assert out == "[]"
+
+
+def test_list_names_what_the_registries_hold(capsys):
+    """`list` reads the names from the registering decorators; they are exactly the registries' names."""
+    from distilnas.algorithms import ALGORITHMS
+    from distilnas.commands.list import builtin
+    from distilnas.data import DATASETS
+    from distilnas.proxies import PROXIES
+    from distilnas.spaces import SPACES
+
+    for kind, reg in {"spaces": SPACES, "algorithms": ALGORITHMS, "datasets": DATASETS, "proxies": PROXIES}.items():
+        assert builtin(kind) == reg.list() and len(reg) > 0
+    assert main(["list", "proxies", "*o*"]) == 0
+    assert capsys.readouterr().out.strip() == "proxies: " + ", ".join(n for n in PROXIES.list("*o*"))

@@ -6,10 +6,12 @@ and looking up an unknown name is a one-line error that lists what exists.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
-__all__ = ["Registry", "RegistryError"]
+__all__ = ["Registry", "RegistryError", "declared_names"]
 
 T = TypeVar("T")
 
@@ -61,3 +63,23 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def declared_names(package_dir: str | Path, registrar: str) -> list[str]:
+    """The names registered in the modules of ``package_dir`` by decorators ``@REGISTRY.register("name")``
+    or ``@register_fn("name", ...)`` (``registrar`` is ``REGISTRY`` or ``register_fn``), read from the
+    source without importing it: ``distilnas list`` answers without loading torch. A test checks that
+    they are the names the imported registry holds."""
+    names = set()
+    for path in sorted(Path(package_dir).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            for deco in node.decorator_list:
+                if not (isinstance(deco, ast.Call) and deco.args and isinstance(deco.args[0], ast.Constant)):
+                    continue
+                f = deco.func
+                if (isinstance(f, ast.Attribute) and f.attr == "register" and isinstance(f.value, ast.Name)
+                        and f.value.id == registrar) or (isinstance(f, ast.Name) and f.id == registrar):
+                    names.add(str(deco.args[0].value))
+    return sorted(names)
