@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 from pathlib import Path
 
@@ -197,6 +199,22 @@ def test_search_prints_the_next_commands(config_file, tmp_path, capsys):
     for cmd in (f"distilnas report {out}", f"distilnas score {out} --archs", f"distilnas rank {out}/gt_scores.jsonl",
                 f"distilnas retrain {out}/result.json"):
         assert cmd in stdout
+    if importlib.util.find_spec("matplotlib"):  # the search ends with its report
+        assert f"report: {out}/report.md (scores.png, training.png)" in stdout
+        assert (out / "training.png").read_bytes()[:4] == b"\x89PNG" and (out / "report.md").exists()
+
+
+def test_a_failed_report_does_not_fail_the_search(config_file, tmp_path, capsys, monkeypatch):
+    import distilnas.report
+
+    def broken(*a, **k):
+        raise RuntimeError("figure backend exploded")
+
+    monkeypatch.setattr(distilnas.report, "write_report", broken)
+    out = tmp_path / "run"
+    assert main(["search", str(config_file), "--out", str(out), "select.num_archs=2"]) == 0
+    assert "no report (RuntimeError: figure backend exploded); the run is complete" in capsys.readouterr().out
+    assert (out / "result.json").exists()
 
 
 def test_next_commands_use_the_committed_ground_truth(monkeypatch):

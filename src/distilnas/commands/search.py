@@ -36,12 +36,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = run_search(cfg, out, resume=args.resume, extend=args.extend)
     if result:
         best = result["best"]
-        print(f"search finished in {time.time() - t0:.0f}s; results in {out}/ (result.json, scores.jsonl)")
+        print(f"search finished in {time.time() - t0:.0f}s; results in {out}/ (result.json, scores.jsonl, scores.csv)")
         if best:
             print(f"best: {best['arch']}  shared-weight val acc {best['accuracy']:.2f}%  "
                   f"params {best['params']:,}  FLOPs {best['flops']:,}")
+        print(_report(out))
         print(_next_steps(out, cfg))
     return 0
+
+
+def _report(out: str) -> str:
+    """The run's figures and report.md (``distilnas report OUT``), written after every search; a missing
+    matplotlib or a failed figure costs the search nothing but this line."""
+    from ..report import ReportError, write_report
+
+    try:
+        path = write_report(out)
+    except ReportError as e:
+        return f"no report: {str(e).splitlines()[0]}"
+    except Exception as e:  # a figure must never lose a finished search
+        return f"no report ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the run is complete"
+    pngs = sorted(p.name for p in path.parent.glob("*.png"))
+    return f"report: {path} ({', '.join(pngs)})"
 
 
 def _next_steps(out: str, cfg: Any) -> str:
@@ -53,7 +69,7 @@ def _next_steps(out: str, cfg: Any) -> str:
     return "\n".join(["next:",
                       f"  distilnas score {out} --archs {archs} --out {out}/gt_scores.jsonl",
                       f"  distilnas rank {out}/gt_scores.jsonl {table}",
-                      f"  distilnas report {out}" + (f" --truth {table}" if truth else "") + "   # figures + report.md",
+                      f"  distilnas report {out} --truth {table}   # report.md again, with predicted vs true accuracy",
                       f"  distilnas retrain {out}/result.json   # train the pick from scratch"])
 
 
