@@ -459,3 +459,17 @@ def _all_edges_net(space, arch):
                 mod._Cell.forward = orig
 
     return AllEdges(net)
+
+
+def test_pool_flops_false_counts_pooling_as_nb201_does():
+    """NB201's own counter sums convolutions and linear layers only: an avg_pool_3x3 edge is free there."""
+    ours = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=16))
+    nb201 = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=16, pool_flops=False))
+    pool = arch(*["avg_pool_3x3"] * 6)
+    skip = arch(*["skip_connect"] * 6)
+    mixed = arch("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "avg_pool_3x3")
+    conv_only = arch("nor_conv_3x3", "skip_connect", "skip_connect", "skip_connect", "nor_conv_1x1", "skip_connect")
+    assert nb201.cost(pool)["flops"] == nb201.cost(skip)["flops"] == ours.cost(skip)["flops"]
+    assert ours.cost(pool)["flops"] > ours.cost(skip)["flops"]
+    assert nb201.cost(mixed)["flops"] == ours.cost(conv_only)["flops"]
+    assert nb201.cost(mixed)["params"] == ours.cost(mixed)["params"]  # parameters do not change

@@ -161,6 +161,9 @@ class NB201Config:
     # skip: edges fed by an all-zero node are not run (they carry no signal); official: they add their
     # BatchNorm's constant as in the official cell (computed in closed form) and count in the FLOPs
     dead_edges: str = opt("skip", choices=("skip", "official"))
+    # FLOPs of avg_pool_3x3: true counts its window sums (a depthwise 3x3 box filter); false counts nothing,
+    # as NB201's own counter (xautodl's compute_average_flops_cost: convolutions and linear layers only)
+    pool_flops: bool = True
 
     def __post_init__(self) -> None:
         if not self.ops or len(set(self.ops)) != len(self.ops):
@@ -339,7 +342,8 @@ class NB201Space(SearchSpace[NB201Arch]):
         FLOPs = skeleton + sum over the cells of each stage of the FLOPs of the live edges' ops (dead
         edges are never run); with ``dead_edges: official`` of every non-``none`` edge, as the official
         network runs (and counts) them all. Params = skeleton + the params of every non-``none`` op (a
-        standalone network holds them even on dead edges). Equal to counting the built network (tested).
+        standalone network holds them even on dead edges). Equal to counting the built network (tested);
+        with ``pool_flops: false`` an ``avg_pool_3x3`` edge counts no FLOPs, as in NB201's own tables.
         """
         skel_params, skel_flops, per_stage = self._cost_table()
         official = self.cfg.dead_edges == "official"
@@ -348,6 +352,8 @@ class NB201Space(SearchSpace[NB201Arch]):
         for shape_table in per_stage:
             for k, op in enumerate(arch.ops):
                 p, f = shape_table[op]
+                if op == "avg_pool_3x3" and not self.cfg.pool_flops:
+                    f = 0
                 params += self.cfg.N * p
                 if k in live:
                     flops += self.cfg.N * f
