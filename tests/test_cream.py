@@ -328,3 +328,38 @@ def test_archs_file_bypassing_the_board_says_so(tmp_path, search_dict, capsys):
     cfg["select"]["archs_file"] = str(f)
     run_search(resolve_config(cfg), tmp_path / "run", progress=False)
     assert "select.archs_file replaces cream's own candidates" in capsys.readouterr().err
+
+
+def test_the_unrolled_step_is_the_training_step(space):
+    """Eq. 7-8 differentiate through the student step training takes: w' = w - lr * rho * dKD/dw with rho
+    a constant in w (the training step does not differentiate rho either), not through d rho / dw."""
+    from torch.func import functional_call
+
+    algo = make_cream(space, dtype=torch.float64)
+    fill_board(algo, 3, torch.float64)
+    a = space.sample(random.Random(11))
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 1, 16, 16, generator=g, dtype=torch.float64)
+    vx = torch.randn(8, 1, 16, 16, generator=g, dtype=torch.float64)
+    vy = torch.randint(0, 10, (8,), generator=g)
+    got = algo.meta_objective(a, x, vx, vy, 0.5)
+    with torch.no_grad():
+        scores = algo.meta(algo._deltas(a))
+        b = int(scores.argmax())
+        rho = float(torch.sigmoid(scores[b]))
+        teacher = F.softmax(algo.supernet(x, space.parse(algo.board.entries[b].arch)), dim=1)
+    named = {n: p for n, p in algo.supernet.named_parameters() if p.requires_grad}
+    grads = torch.autograd.grad(soft_cross_entropy(algo.supernet(x, a), teacher), list(named.values()),
+                                allow_unused=True)
+    fast = {n: (p - 0.5 * rho * gr if gr is not None else p) for (n, p), gr in zip(named.items(), grads)}
+    want = F.cross_entropy(functional_call(algo.supernet, fast, (vx, a)), vy)
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_an_empty_board_falls_back_to_paths_in_the_flops_range(space):
+    algo = make_cream(space, flops_min=0.0)
+    costs = sorted(space.cost(space.sample(random.Random(i)))["flops"] for i in range(50))
+    algo.cfg.flops_min, algo.cfg.flops_max = costs[20], costs[35]
+    cands = algo.candidates(8, random.Random(0))
+    assert len(cands) == 8 and len({str(c) for c in cands}) == 8
+    assert all(costs[20] <= space.cost(c)["flops"] <= costs[35] for c in cands)

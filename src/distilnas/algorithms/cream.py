@@ -248,10 +248,17 @@ class Cream(Algorithm):
                           f"flops_max={self.cfg.flops_max:g} in {self.cfg.max_tries} draws; widen the range")
 
     def candidates(self, n: int, rng: random.Random) -> list[Any]:
-        """The board's paths (the final architecture comes from the board)."""
-        if not len(self.board):
-            return super().candidates(n, rng)
-        return [self.space.parse(e.arch) for e in self.board]
+        """The board's paths (the final architecture comes from the board); with an empty board (training
+        shorter than the warm-up) ``n`` distinct paths sampled as in training, inside the FLOPs range."""
+        if len(self.board):
+            return [self.space.parse(e.arch) for e in self.board]
+        seen: dict[str, Any] = {}
+        for _ in range(100 * n):
+            if len(seen) == n:
+                break
+            a = self.sample(rng)
+            seen.setdefault(str(a), a)
+        return list(seen.values())
 
     # -- teacher choice ----------------------------------------------------------------------------------
     def _deltas(self, arch: Any) -> torch.Tensor:
@@ -352,12 +359,15 @@ class Cream(Algorithm):
                        lr: float) -> torch.Tensor:
         """The meta loss of eq. 7-8, differentiable in the matching network's weights:
 
-        1. rho = sigmoid(M(delta_b*)) for the best-matching board entry b*;
-        2. w' = w - lr * d(rho * KD(s(x; w), t(x)))/dw on the path's weights (one unrolled SGD step);
+        1. rho = sigmoid(M(delta_b*)) for the best-matching board entry b*, with delta taken as a constant
+           in the student's weights w (so that the step below is the one training takes);
+        2. w' = w - lr * rho * dKD(s(x; w), t(x))/dw on the path's weights (one unrolled SGD step);
         3. the student's cross-entropy with weights w' on the validation batch.
         """
         assert self.meta is not None
-        scores = self.meta(self._deltas(arch))
+        with torch.no_grad():  # rho is a constant in the student's weights, as in the training step
+            deltas = self._deltas(arch)
+        scores = self.meta(deltas)
         b = int(scores.argmax())
         rho = torch.sigmoid(scores[b])
         with torch.no_grad():
@@ -387,17 +397,17 @@ class Cream(Algorithm):
         (benchmarks/bench_cream_parts.py). The weights are restored exactly.
         """
         assert self.meta is not None
-        with torch.no_grad():
-            b = int(self.meta(self._deltas(arch)).argmax())  # the teacher stays b* throughout
+        with torch.no_grad():  # the deltas at w: rho is a constant in the student's weights, as in training
+            delta = self._deltas(arch)
+            b = int(self.meta(delta).argmax())  # the teacher stays b* throughout
             teacher_probs = F.softmax(self.supernet(x, self.space.parse(self.board.entries[b].arch)), dim=1)
 
         def f(rho_grad: bool) -> torch.Tensor:
             """rho * KD at the current weights (rho differentiable in theta only when rho_grad)."""
             with torch.set_grad_enabled(not rho_grad):
-                delta = self._deltas(arch)
                 kd = soft_cross_entropy(self.supernet(x, arch), teacher_probs)
             if rho_grad:
-                delta, kd = delta.detach(), kd.detach()
+                kd = kd.detach()
             return torch.sigmoid(self.meta(delta)[b]) * kd
 
         params = [p for p in self.supernet.parameters() if p.requires_grad]
