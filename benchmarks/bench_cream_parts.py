@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 
-import distilnas  # noqa: F401  (first: sets OpenMP's passive waiting before torch loads its runtime)
+import distilnas  # noqa: F401  (first: bounds OpenMP's spin before torch loads its runtime)
 import torch
 import torch.nn.functional as F
 

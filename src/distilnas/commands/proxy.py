@@ -33,7 +33,7 @@ class ProxyRunConfig:
     seed: int = opt(0, ge=0, le=MAX_SEED)  # network initialisation, proxy generator and choice of the batch
     workers: int = opt(1, ge=1)  # processes scoring architectures in parallel (1 = this process)
     device: str = "cpu"
-    threads: int = opt(0, ge=0)  # torch threads of this process (0 = PyTorch's default)
+    threads: int = opt(1, ge=0)  # torch threads of this process (0 = PyTorch's default: one per CPU)
 
 
 def add_parser(sub: Any) -> None:

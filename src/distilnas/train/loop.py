@@ -54,7 +54,9 @@ class TrainConfig(OptimConfig):
     channels_last: bool = True  # channels_last memory format (faster convolutions on CPUs; same numbers)
     steps_per_epoch: int = opt(0, ge=0)  # 0 = one pass over the training split; else at most one pass
     device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = opt(0, ge=0)  # torch CPU threads (0 = torch's default)
+    # torch CPU threads: 1 (default) is reproducible and never falls behind on a busy machine; 0 = torch's
+    # default (one per CPU the process may use); docs/performance.md measures the choice
+    threads: int = opt(1, ge=0)
     log_every: int = opt(50, ge=0)  # steps between step lines in metrics.jsonl (0 = epoch lines only)
     max_nonfinite: int = opt(0, ge=0)  # steps with a NaN/inf loss or gradient skipped before the run stops (0 = stop at the first)
     tensorboard: bool = False  # also write metrics.jsonl's numbers as TensorBoard scalars to DIR/tensorboard
@@ -187,7 +189,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     if resume and ckpt_path is not None:
         state = load_checkpoint(ckpt_path, map_location=run.device)
         saved = _with_defaults(state.get("config") or {})
-        diff = _config_diff(to_dict(cfg), saved)
+        diff = [d for d in _config_diff(to_dict(cfg), saved) if d.split(":")[0] not in RUNTIME_KEYS]
         if extend:  # more epochs, nothing else
             longer = [d for d in diff if d.startswith("train.epochs:")]
             if longer and cfg.train.epochs <= int(saved["train"]["epochs"]):
@@ -404,6 +406,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
         return _select(run, data, candidates, out, stats, progress)
     raise AssertionError("unreachable")
 
+
+# Keys that change how a run executes, not what it computes: a resumed run may set them anew.
+RUNTIME_KEYS = ("train.threads", "train.log_every", "train.tensorboard")
 
 RUN_FILES = ("config.yaml", "checkpoint.pt", "checkpoint.pt.tmp", "metrics.jsonl", "scores.jsonl", "scores.csv",
              "result.json", LOCK_NAME)

@@ -68,7 +68,7 @@ class RetrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     recipe: Recipe = field(default_factory=Recipe)
     device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = opt(0, ge=0)  # torch CPU threads while training (0 = leave as is)
+    threads: int = opt(1, ge=0)  # torch CPU threads while training (0 = leave as is; docs/performance.md)
     export_onnx: bool | str = "auto"  # auto: model.onnx when onnx + onnxscript import; true: required; false: skip
 
     def __post_init__(self) -> None:
