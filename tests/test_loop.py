@@ -359,3 +359,13 @@ def test_search_and_score_set_threads_and_restore_them(search_dict, trained_run,
     assert main(["score", str(trained_run), "--archs", str(archs), "--out", str(tmp_path / "s.jsonl"),
                  "train.threads=2"]) == 0
     assert seen == [2, 2] and torch.get_num_threads() == before
+
+
+def test_resume_accepts_a_new_thread_count_but_not_a_new_recipe(search_dict, tmp_path):
+    """Runtime-only keys (threads, logging) may change on --resume; what the run computes may not."""
+    run_search(resolve_config(copy.deepcopy(search_dict)), tmp_path / "run", progress=False)
+    search_dict["train"].update(threads=2, log_every=1)
+    assert run_search(resolve_config(copy.deepcopy(search_dict)), tmp_path / "run", resume=True, progress=False)
+    search_dict["train"]["lr"] = 0.1
+    with pytest.raises(CheckpointError, match="train.lr"):
+        run_search(resolve_config(search_dict), tmp_path / "run", resume=True, progress=False)
