@@ -100,27 +100,34 @@ def plain_eval(fwd, x: torch.Tensor, y: torch.Tensor, bs: int = 1000) -> dict[st
     return {"accuracy": 100.0 * correct / len(x), "loss": loss_sum / len(x)}
 
 
-def plain_score(supernet: nn.Module, archs: list, data: Splits, cfg: ScoreConfig) -> list[dict]:
-    """BatchNorm recalibration (reset, cumulative average over the same batches) and validation."""
+def _recal_batches(data: Splits, cfg: ScoreConfig) -> tuple:
     g = torch.Generator().manual_seed(cfg.recal_seed)
     idx = torch.randperm(len(data.train_x), generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
-    recal = data.train_x[idx].contiguous(memory_format=CL).split(cfg.bn_recal_batch_size)
-    vx, vy = data.val_x[:cfg.val_size].contiguous(memory_format=CL), data.val_y[:cfg.val_size]
+    return data.train_x[idx].contiguous(memory_format=CL).split(cfg.bn_recal_batch_size)
+
+
+def plain_score_one(supernet: nn.Module, fwd, recal, vx, vy, cfg: ScoreConfig) -> dict:
+    """BatchNorm recalibration of one path (reset, cumulative average over ``recal``) and validation."""
     layers = bn_layers(supernet)
-    out = []
-    for arch in archs:
-        for m in layers:
-            m.reset_running_stats()
-            m.momentum = None
-        supernet.train()
-        with torch.no_grad():
-            for xb in recal:
-                supernet(xb, arch)
-        for m in layers:
-            m.momentum = 0.1
-        supernet.eval()
-        out.append({"arch": str(arch), **plain_eval(lambda t, a=arch: supernet(t, a), vx, vy, cfg.batch_size)})
-    return out
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    supernet.train()
+    with torch.no_grad():
+        for xb in recal:
+            fwd(xb)
+    for m in layers:
+        m.momentum = 0.1
+    supernet.eval()
+    return plain_eval(fwd, vx, vy, cfg.batch_size)
+
+
+def plain_score(supernet: nn.Module, archs: list, data: Splits, cfg: ScoreConfig) -> list[dict]:
+    """BatchNorm recalibration (reset, cumulative average over the same batches) and validation."""
+    recal = _recal_batches(data, cfg)
+    vx, vy = data.val_x[:cfg.val_size].contiguous(memory_format=CL), data.val_y[:cfg.val_size]
+    return [{"arch": str(arch), **plain_score_one(supernet, lambda t, a=arch: supernet(t, a), recal, vx, vy, cfg)}
+            for arch in archs]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -309,23 +316,10 @@ def compile_report(space, archs, sub: Splits, r: Recipe, data: Splits, cfg: Scor
     torch.manual_seed(0)
     supernet = space.supernet().to(memory_format=CL)
     vx, vy = data.val_x[:cfg.val_size].contiguous(memory_format=CL), data.val_y[:cfg.val_size]
-    g = torch.Generator().manual_seed(cfg.recal_seed)
-    idx = torch.randperm(len(data.train_x), generator=g)[: cfg.bn_recal_batches * cfg.bn_recal_batch_size]
-    recal = data.train_x[idx].contiguous(memory_format=CL).split(cfg.bn_recal_batch_size)
-    layers = bn_layers(supernet)
+    recal = _recal_batches(data, cfg)
 
     def score(f) -> dict:
-        for m in layers:
-            m.reset_running_stats()
-            m.momentum = None
-        supernet.train()
-        with torch.no_grad():
-            for xb in recal:
-                f(xb)
-        for m in layers:
-            m.momentum = 0.1
-        supernet.eval()
-        return plain_eval(f, vx, vy, cfg.batch_size)
+        return plain_score_one(supernet, f, recal, vx, vy, cfg)
 
     for arch in archs:
         firsts = []
