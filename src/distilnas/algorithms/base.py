@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..data import Splits
     from ..evaluate.scoring import ScoreConfig
 
-__all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "path_rng"]
+__all__ = ["ALGORITHMS", "Algorithm", "StepOutput", "distinct_samples", "path_rng"]
 
 ALGORITHMS: Registry[type["Algorithm"]] = Registry("algorithm")
 
@@ -54,6 +54,18 @@ class StepOutput:
     samples: int
     passes: int
     forward_images: int = 0
+
+
+def distinct_samples(n: int, draw: Callable[[], Any]) -> list[Any]:
+    """Up to ``n`` architectures of distinct strings from ``draw()`` (at most ``100 n`` draws), in the
+    order first drawn."""
+    seen: dict[str, Any] = {}
+    for _ in range(100 * n):
+        if len(seen) == n:
+            break
+        a = draw()
+        seen.setdefault(str(a), a)
+    return list(seen.values())
 
 
 class Algorithm:
@@ -86,13 +98,7 @@ class Algorithm:
     def candidates(self, n: int, rng: random.Random) -> list[Any]:
         """Architectures to score for the final selection: ``n`` distinct uniform samples by default
         (methods with their own candidate pool, such as Cream's board, override this)."""
-        seen: dict[str, Any] = {}
-        for _ in range(100 * n):
-            if len(seen) == n:
-                break
-            a = self.space.sample(rng)
-            seen.setdefault(str(a), a)
-        return list(seen.values())
+        return distinct_samples(n, lambda: self.space.sample(rng))
 
     def score(self, archs: list[Any], data: "Splits", cfg: "ScoreConfig", progress: bool | None = None,
               channels_last: bool = False) -> Iterator[dict[str, Any]]:

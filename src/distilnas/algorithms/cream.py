@@ -57,7 +57,7 @@ from torch.func import functional_call
 from ..config import ConfigError, opt
 from ..data import gather
 from ..train import distributed as dist
-from .base import ALGORITHMS, Algorithm, StepOutput, path_rng
+from .base import ALGORITHMS, Algorithm, StepOutput, distinct_samples, path_rng
 
 __all__ = ["Cream", "BoardEntry", "PrioritizedBoard", "MatchingNetwork", "soft_cross_entropy"]
 
@@ -252,13 +252,7 @@ class Cream(Algorithm):
         shorter than the warm-up) ``n`` distinct paths sampled as in training, inside the FLOPs range."""
         if len(self.board):
             return [self.space.parse(e.arch) for e in self.board]
-        seen: dict[str, Any] = {}
-        for _ in range(100 * n):
-            if len(seen) == n:
-                break
-            a = self.sample(rng)
-            seen.setdefault(str(a), a)
-        return list(seen.values())
+        return distinct_samples(n, lambda: self.sample(rng))
 
     # -- teacher choice ----------------------------------------------------------------------------------
     def _deltas(self, arch: Any) -> torch.Tensor:
