@@ -108,15 +108,22 @@ def test_pick_teacher(space):
     assert len(picks) > 1 and picks <= {e.arch for e in algo.board}
 
 
-def test_meta_gradient_matches_finite_differences(space):
-    """The unrolled meta-gradient (eq. 7-8), sign included, equals a central finite difference."""
+def meta_case(space: NB201Space, arch_seed: int, data_seed: int, n: int):
+    """A float64 Cream with 3 board entries, a sampled path and seeded training / validation batches of
+    ``n`` images: (algo, arch, x, val_x, val_y) for the meta-gradient tests."""
     algo = make_cream(space, dtype=torch.float64)
     fill_board(algo, 3, torch.float64)
-    a = space.sample(random.Random(7))
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
-    vx = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
-    vy = torch.randint(0, 10, (16,), generator=g)
+    a = space.sample(random.Random(arch_seed))
+    g = torch.Generator().manual_seed(data_seed)
+    x = torch.randn(n, 1, 16, 16, generator=g, dtype=torch.float64)
+    vx = torch.randn(n, 1, 16, 16, generator=g, dtype=torch.float64)
+    vy = torch.randint(0, 10, (n,), generator=g)
+    return algo, a, x, vx, vy
+
+
+def test_meta_gradient_matches_finite_differences(space):
+    """The unrolled meta-gradient (eq. 7-8), sign included, equals a central finite difference."""
+    algo, a, x, vx, vy = meta_case(space, arch_seed=7, data_seed=3, n=16)
     lr = 0.5
     bias = algo.meta.fc.bias
     (grad,) = torch.autograd.grad(algo.meta_objective(a, x, vx, vy, lr), [bias])
@@ -252,13 +259,7 @@ def test_meta_update_on_the_mobilenet_space():
 
 def test_finite_difference_meta_gradient_matches_the_exact_one(space):
     """meta_grad=fd (DARTS' trick) computes the same unrolled meta-gradient as the double backward."""
-    algo = make_cream(space, dtype=torch.float64)
-    fill_board(algo, 3, torch.float64)
-    a = space.sample(random.Random(7))
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
-    vx = torch.randn(16, 1, 16, 16, generator=g, dtype=torch.float64)
-    vy = torch.randint(0, 10, (16,), generator=g)
+    algo, a, x, vx, vy = meta_case(space, arch_seed=7, data_seed=3, n=16)
     before = [p.clone() for p in algo.supernet.parameters()]
     exact = torch.autograd.grad(algo.meta_objective(a, x, vx, vy, 0.5), list(algo.meta.parameters()))
     tight = algo.meta_gradient_fd(a, x, vx, vy, lr=0.5, radius=1e-6)
@@ -335,13 +336,7 @@ def test_the_unrolled_step_is_the_training_step(space):
     a constant in w (the training step does not differentiate rho either), not through d rho / dw."""
     from torch.func import functional_call
 
-    algo = make_cream(space, dtype=torch.float64)
-    fill_board(algo, 3, torch.float64)
-    a = space.sample(random.Random(11))
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(8, 1, 16, 16, generator=g, dtype=torch.float64)
-    vx = torch.randn(8, 1, 16, 16, generator=g, dtype=torch.float64)
-    vy = torch.randint(0, 10, (8,), generator=g)
+    algo, a, x, vx, vy = meta_case(space, arch_seed=11, data_seed=4, n=8)
     got = algo.meta_objective(a, x, vx, vy, 0.5)
     with torch.no_grad():
         scores = algo.meta(algo._deltas(a))
