@@ -110,6 +110,33 @@ def test_sample_archs_connected_unique_deterministic():
     assert any(not NB201Arch.parse(a).is_connected() for a in loose)
 
 
+def test_sample_flops_spread_spans_the_space():
+    """flops_spread: one architecture per log-FLOPs target, so the sample spans far more of the space's
+    FLOPs range than uniform samples do (which concentrate), deterministically and without repeats."""
+    space_cfg = {"preset": "fmnist16", "kernels": [3, 5, 7], "expansions": [3, 6], "depths": [2, 2, 2, 2, 2],
+                 "identity": True, "width_mult": 0.25}
+    cfg = BenchConfig(space="mobilenet", space_cfg=space_cfg, num_archs=12, sample_seed=1, sample="flops_spread")
+    spread = sample_archs(cfg)
+    assert spread == sample_archs(cfg) and len(set(spread)) == 12
+    space = groundtruth._space(cfg)
+    flops = [space.cost(space.parse(a))["flops"] for a in spread]
+    lo, hi = space.flops_range()
+    assert flops[0] < lo * 1.5 and flops[-1] > hi / 1.5  # both ends of the space are reached
+    assert sorted(flops) == flops  # targets go up, and each walk lands nearer its own than the next one
+    uniform = [space.cost(space.parse(a))["flops"] for a in sample_archs(replace(cfg, sample="uniform"))]
+    assert max(flops) / min(flops) > 2 * max(uniform) / min(uniform)
+
+
+def test_sample_flops_spread_keeps_nb201_filters():
+    """Spaces without an exact FLOPs range use the range of uniform samples; connected/unique still hold."""
+    cfg = replace(tiny_bench(), num_archs=10, sample_seed=2, sample="flops_spread")
+    parsed = [NB201Arch.parse(a) for a in sample_archs(cfg)]
+    assert len(parsed) == 10 and all(a.is_connected() for a in parsed)
+    assert len({a.isomorphism_key() for a in parsed}) == 10
+    with pytest.raises(Exception, match="sample"):
+        from_dict(BenchConfig, {"sample": "stratified"})
+
+
 def test_aggregate_runs_orders_by_seed():
     runs = [{"arch": "a", "seed": 2, "accuracy": 3.0, "loss": 0.3, "params": 1, "flops": 2},
             {"arch": "a", "seed": 0, "accuracy": 1.0, "loss": 0.1, "params": 1, "flops": 2},
