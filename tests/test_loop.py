@@ -369,3 +369,25 @@ def test_resume_accepts_a_new_thread_count_but_not_a_new_recipe(search_dict, tmp
     search_dict["train"]["lr"] = 0.1
     with pytest.raises(CheckpointError, match="train.lr"):
         run_search(resolve_config(search_dict), tmp_path / "run", resume=True, progress=False)
+
+
+def test_snapshots_keep_the_weights_of_every_nth_epoch(tmp_path, straight):
+    """train.snapshot_every=1: DIR/snapshots/epochE.pt after each epoch, loadable for scoring; the last one
+    holds the final weights; the same search without snapshots trains identically."""
+    d = two_epochs()
+    d["train"]["snapshot_every"] = 1
+    out = tmp_path / "run"
+    search(d, out)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["epoch1.pt", "epoch2.pt"]
+    last, first = load_checkpoint(out / "snapshots" / "epoch2.pt"), load_checkpoint(out / "snapshots" / "epoch1.pt")
+    assert (last["epoch"], first["epoch"]) == (2, 1) and "optimizer" not in last
+    final = model_state(out)
+    assert all(torch.equal(last["model"][k], v) for k, v in final.items())
+    assert not all(torch.equal(first["model"][k], v) for k, v in final.items())
+    assert all(torch.equal(model_state(straight)[k], v) for k, v in final.items())
+    run, state = load_supernet(out / "snapshots" / "epoch1.pt")
+    assert state["epoch"] == 1 and all(torch.equal(run.supernet.state_dict()[k], v) for k, v in first["model"].items())
+    d["train"]["snapshot_every"] = 2  # how often to snapshot is not part of what the run computes
+    d["train"]["epochs"] = 3
+    search(d, out, extend=True)
+    assert (out / "snapshots" / "epoch2.pt").exists() and not (out / "snapshots" / "epoch3.pt").exists()

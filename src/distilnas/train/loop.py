@@ -60,6 +60,9 @@ class TrainConfig(OptimConfig):
     log_every: int = opt(50, ge=0)  # steps between step lines in metrics.jsonl (0 = epoch lines only)
     max_nonfinite: int = opt(0, ge=0)  # steps with a NaN/inf loss or gradient skipped before the run stops (0 = stop at the first)
     tensorboard: bool = False  # also write metrics.jsonl's numbers as TensorBoard scalars to DIR/tensorboard
+    # every N epochs also keep the weights as DIR/snapshots/epochE.pt (0 = none): score one with `distilnas
+    # score DIR/snapshots/epoch6.pt ...` to see how the ranking changes during training
+    snapshot_every: int = opt(0, ge=0)
 
 
 @dataclass
@@ -303,6 +306,11 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                  "algorithm": run.algorithm.state_dict(), "data_generator": gen.get_state()},
                                 ckpt_path)
+                if t.snapshot_every and (epoch + 1) % t.snapshot_every == 0:  # weights only, for scoring
+                    (out / "snapshots").mkdir(exist_ok=True)
+                    save_checkpoint({"config": to_dict(cfg), "epoch": epoch + 1, "step": step, "passes": passes,
+                                     "model": run.supernet.state_dict(), "algorithm": run.algorithm.state_dict()},
+                                    out / "snapshots" / f"epoch{epoch + 1}.pt")
     finally:
         bar.close()
         if mf:
@@ -408,7 +416,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
 
 
 # Keys that change how a run executes, not what it computes: a resumed run may set them anew.
-RUNTIME_KEYS = ("train.threads", "train.log_every", "train.tensorboard")
+RUNTIME_KEYS = ("train.threads", "train.log_every", "train.tensorboard", "train.snapshot_every")
 
 RUN_FILES = ("config.yaml", "checkpoint.pt", "checkpoint.pt.tmp", "metrics.jsonl", "scores.jsonl", "scores.csv",
              "result.json", LOCK_NAME)
