@@ -114,3 +114,54 @@ def test_suite_figures_are_written(tmp_path):
     rs.write_figures(suite, summary)
     for name in ("cmp.png", "budget.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monkeypatch):
+    """benchmarks/ranking_over_training.py: every snapshot plus the final checkpoint is scored once (a
+    rerun scores nothing), each gets a tau and interval, and a run paired with itself differs by 0."""
+    import random
+    import subprocess
+    import sys
+
+    from distilnas.spaces import NB201Config, NB201Space
+    from distilnas.train.loop import resolve_config, run_search
+
+    search_dict["train"]["epochs"] = 2
+    search_dict["train"]["snapshot_every"] = 1
+    run = tmp_path / "run"
+    run_search(resolve_config(search_dict), run, progress=False)
+    space = NB201Space(NB201Config(**{k: v for k, v in search_dict["space"].items() if k != "name"}))
+    rng = random.Random(0)
+    archs = list(dict.fromkeys(str(space.sample(rng)) for _ in range(40)))[:12]
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "table.json").write_text(json.dumps({"archs": {a: {"accuracy": [i, i + 0.5]} for i, a in enumerate(archs)}}))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"tuning": archs[:8], "report": archs[8:]}))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"truth": [str(truth)], "split": str(split), "scoring": ["score.val_size=32"]}))
+    spec = importlib.util.spec_from_file_location("rot", REPO / "benchmarks" / "ranking_over_training.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or real_run(cmd, **kw))
+    out = tmp_path / "rot.json"
+    argv = [str(suite), "--run", f"a={run}", "--run", f"b={run}", "--pair", "a:b", "--out", str(out),
+            "--figure", str(tmp_path / "rot.png"), "--resamples", "50"]
+    assert mod.main(argv) == 0
+    assert len(calls) == 2 and all("score.val_size=32" in c for c in calls)  # epochs 1 and 2 (the final one)
+    res = json.loads(out.read_text())
+    assert res["half"] == "tuning" and res["num_archs"] == 8
+    pts = res["runs"]["a"]["points"]
+    assert [p["epoch"] for p in pts] == [1, 2] and all(-1 <= p["tau"] <= 1 for p in pts)
+    assert all(p["diff_vs_b"]["mean"] == 0 and p["diff_vs_b"]["verdict"] == "too few seeds" for p in pts)
+    assert (tmp_path / "rot.png").stat().st_size > 0
+    calls.clear()
+    assert mod.main(argv) == 0 and calls == []  # everything scored already
+    with pytest.raises(SystemExit, match="LABEL=DIR"):
+        mod.main([str(suite), "--run", str(run)])
+    with pytest.raises(SystemExit, match="--pair"):
+        mod.main([str(suite), "--run", f"a={run}", "--pair", "a:c"])
+    with pytest.raises(SystemExit, match="no checkpoint.pt"):
+        mod.main([str(suite), "--run", f"a={tmp_path}"])

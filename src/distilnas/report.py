@@ -326,8 +326,10 @@ def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple
 
 
 def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]], path: str | Path,
-                      noise_ceiling: float | None = None, best_proxy: tuple[str, float] | None = None) -> Path:
-    """Tau against supernet budget: per method a list of (epochs, mean, lo, hi)."""
+                      noise_ceiling: float | None = None, best_proxy: tuple[str, float] | None = None,
+                      xlabel: str = "supernet epochs", ylabel: str = "Kendall tau (report half)",
+                      log_x: bool = True) -> Path:
+    """Tau against supernet budget (or any x): per method a list of (x, mean, lo, hi)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for label, pts in curves.items():
@@ -339,8 +341,9 @@ def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]]
         ax.axhline(noise_ceiling, color="tab:green", ls="--", lw=1, label="noise ceiling")
     if best_proxy is not None:
         ax.axhline(best_proxy[1], color="tab:orange", ls=":", lw=1, label=f"best proxy ({best_proxy[0]})")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("supernet epochs")
-    ax.set_ylabel("Kendall tau (report half)")
+    if log_x:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return _save(plt, fig, Path(path))

@@ -1,0 +1,140 @@
+"""How a supernet's ranking changes while it trains: Kendall tau at every kept snapshot of one or more runs.
+
+    distilnas search configs/bench/spos_nb201_fmnist16.yaml --out runs/spos-snap train.snapshot_every=2
+    distilnas search configs/bench/cream_nb201_fmnist16.yaml --out runs/cream-snap train.snapshot_every=2
+    python benchmarks/ranking_over_training.py benchmarks/suites/nb201_fmnist16.yaml \\
+        --run spos=runs/spos-snap --run cream=runs/cream-snap --half tuning \\
+        --out benchmarks/results/ranking_over_training.json --figure docs/img/benchmark/ranking_over_training.png
+
+The suite file supplies the ground truth and the tuning/report split. Every snapshot
+(``RUN/snapshots/epochE.pt``, written by ``train.snapshot_every``) and the final ``checkpoint.pt`` scores the
+half's architectures with ``distilnas score`` (``--scoring`` overrides; kept as
+``RUN/snapshots/epochE.<half>.jsonl``, so a rerun scores only what is missing), and each point gets its
+tau against the seed-averaged ground truth with a 95% interval over architectures (one run per point: the
+seed noise is not in it). Runs whose labels are given with ``--pair A:B`` get the paired difference per
+epoch (same architectures resampled for both). Used in issue 12 to see where Cream's ranking parts from
+SPOS's: during the warm-up (the same training) or once distillation starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_suite import load_truths, read_predictions  # noqa: E402
+
+from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
+
+RESAMPLES = 2000
+
+
+def snapshots(run: Path) -> list[tuple[int, Path]]:
+    """(epoch, checkpoint) of every snapshot of ``run``, plus its final checkpoint, in epoch order."""
+    if not (run / "checkpoint.pt").is_file():
+        raise SystemExit(f"ranking_over_training: error: {run} has no checkpoint.pt; pass a search run directory")
+    out = {int(m.group(1)): p for p in (run / "snapshots").glob("epoch*.pt")
+           if (m := re.fullmatch(r"epoch(\d+)\.pt", p.name))}
+    from distilnas.train.checkpoint import load_checkpoint
+
+    final = int(load_checkpoint(run / "checkpoint.pt").get("epoch", 0))
+    out.setdefault(final, run / "checkpoint.pt")
+    return sorted(out.items())
+
+
+def score(ckpt: Path, epoch: int, run: Path, half: str, archs_file: Path, scoring: list[str]) -> Path:
+    """``distilnas score`` of one snapshot (skipped when its scores are there already)."""
+    dst = run / "snapshots" / f"epoch{epoch}.{half}.jsonl"
+    if not dst.exists():
+        dst.parent.mkdir(exist_ok=True)
+        subprocess.run([sys.executable, "-m", "distilnas.cli", "score", str(ckpt), "--archs", str(archs_file),
+                        "--out", str(dst), "train.threads=1", *scoring], check=True)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("suite", help="a run_suite.py suite file (its truth and split)")
+    ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR", help="a search run with snapshots")
+    ap.add_argument("--half", default="tuning", choices=("tuning", "report"))
+    ap.add_argument("--pair", action="append", default=[], metavar="A:B", help="paired difference A - B per epoch")
+    ap.add_argument("--scoring", nargs="*", default=None, help="score overrides (default: the suite's scoring)")
+    ap.add_argument("--out", default=None, help="results JSON")
+    ap.add_argument("--figure", default=None, help="PNG: tau against epoch per run")
+    ap.add_argument("--resamples", type=int, default=RESAMPLES)
+    args = ap.parse_args(argv)
+
+    suite = yaml.safe_load(Path(args.suite).read_text())
+    runs: dict[str, Path] = {}
+    for spec in args.run:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise SystemExit(f"ranking_over_training: error: --run {spec!r}: expected LABEL=DIR, e.g. spos=runs/spos")
+        runs[label] = Path(path)
+    pairs = [tuple(p.split(":", 1)) for p in args.pair]
+    if any(len(p) != 2 or not set(p) <= set(runs) for p in pairs):
+        raise SystemExit(f"ranking_over_training: error: --pair needs A:B with labels among {', '.join(runs)}")
+    truth = load_truths(suite)
+    split = json.loads(Path(suite["split"]).read_text())
+    archs = [a for a in split[args.half] if a in truth and len(truth[a]) >= 2]
+    scoring = [str(o) for o in (suite.get("scoring", []) if args.scoring is None else args.scoring)]
+    points = {label: snapshots(run) for label, run in runs.items()}
+    archs_file = Path(next(iter(runs.values()))) / "snapshots" / f"{args.half}_archs.txt"
+    archs_file.parent.mkdir(exist_ok=True)
+    archs_file.write_text("\n".join(archs) + "\n")
+
+    preds: dict[str, np.ndarray] = {}
+    for label, pts in points.items():
+        for epoch, ckpt in pts:
+            p = read_predictions(score(ckpt, epoch, runs[label], args.half, archs_file, scoring))
+            preds[f"{label}@{epoch}"] = np.array([[p.get(a, np.nan) for a in archs]])
+    t = np.array([np.mean(truth[a]) for a in archs])
+    keep = np.all([np.isfinite(v[0]) for v in preds.values()], axis=0)
+    arrays = {k: v[:, keep] for k, v in preds.items()}
+    epochs_of = {label: [e for e, _ in pts] for label, pts in points.items()}
+    pair_keys = [(f"{a}@{e}", f"{b}@{e}") for a, b in pairs for e in epochs_of[a] if e in epochs_of[b]]
+    boot = seed_arch_bootstrap(arrays, t[keep], baseline=None, pairs=pair_keys, resamples=args.resamples)
+    result: dict[str, Any] = {
+        "about": "Kendall tau of one supernet's validation accuracy at each snapshot vs the ground truth "
+                 "(mean over its seeds); ci95 over architectures only (benchmarks/ranking_over_training.py)",
+        "half": args.half, "num_archs": int(keep.sum()), "scoring": scoring,
+        "noise_ceiling": noise_ceiling({a: truth[a] for a, k in zip(archs, keep) if k})["kendall_tau"],
+        "runs": {label: {"dir": str(runs[label]),
+                         "points": [{"epoch": e, "tau": boot[f"{label}@{e}"]["mean"],
+                                     "ci95": boot[f"{label}@{e}"]["ci95"],
+                                     **{f"diff_vs_{b}": boot[f"{label}@{e}"][f"diff_vs_{b}@{e}"]
+                                        for a, b in pairs if a == label and f"diff_vs_{b}@{e}" in boot[f"{label}@{e}"]}}
+                                    for e in epochs_of[label]]}
+                 for label in runs},
+    }
+    for label, r in result["runs"].items():
+        print(f"{label}: " + "  ".join(f"ep{p['epoch']} {p['tau']:.3f}" for p in r["points"]))
+        for p in r["points"]:
+            for k, d in p.items():
+                if k.startswith("diff_vs_"):
+                    print(f"  ep{p['epoch']} {k.removeprefix('diff_vs_')}: {d['mean']:+.3f} "
+                          f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] {d['verdict']}")
+    print(f"{args.half} half: {result['num_archs']} architectures, noise ceiling {result['noise_ceiling']:.3f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.figure:
+        from distilnas.report import plot_budget_curve
+
+        curves = {label: [(float(p["epoch"]), p["tau"], *p["ci95"]) for p in r["points"]]
+                  for label, r in result["runs"].items()}
+        plot_budget_curve(curves, args.figure, result["noise_ceiling"], xlabel="supernet epoch",
+                          ylabel=f"Kendall tau ({args.half} half)", log_x=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
