@@ -121,7 +121,6 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
     rerun scores nothing), each gets a tau and interval, and a run paired with itself differs by 0."""
     import random
     import subprocess
-    import sys
 
     from distilnas.spaces import NB201Config, NB201Space
     from distilnas.train.loop import resolve_config, run_search
