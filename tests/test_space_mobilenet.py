@@ -221,6 +221,34 @@ def test_flops_range_and_sample_in_range(small):
         small.sample_in_range(rng, hi, hi, max_tries=3)
 
 
+@pytest.mark.parametrize("depths", [[2, 2, 2, 2, 2], [1, 3, 3, 2, 3]])
+def test_uniform_within_fills_rounds_from_the_first_stage(depths):
+    space = MobileNetSpace(MobileNetConfig(preset="fmnist16", depths=depths))
+    full = space.cost(space.uniform_within(3, 6, 1e12))["flops"]
+    shallow = space.cost(space.parse("_".join("-".join(["k3e6"] + ["id"] * (d - 1)) for d in depths)))["flops"]
+    for budget in [shallow, *range(shallow + 1, full + 1, (full - shallow) // 7), full]:
+        a = space.uniform_within(3, 6, budget)
+        assert space.cost(a)["flops"] <= budget
+        assert all(code in ("k3e6", IDENTITY) for stage in a.stages for code in stage)
+        got = list(a.depths())
+        # rounds: the layers present are exactly a prefix of the order (round 1: layer 2 of every stage that
+        # has room, first stage first; round 2: layer 3; ...), and the next one would not fit
+        order = [(level, s) for level in range(1, max(depths)) for s in range(len(depths)) if level < depths[s]]
+        n = sum(d - 1 for d in got)
+        present = [(lv, s) for s, d in enumerate(got) for lv in range(1, d)]
+        assert sorted(order[:n], key=lambda t: (t[1], t[0])) == present
+        if n < len(order):
+            nxt = list(got)
+            nxt[order[n][1]] += 1
+            bigger = "_".join("-".join(["k3e6"] * d + ["id"] * (m - d)) for d, m in zip(nxt, depths))
+            assert space.cost(space.parse(bigger))["flops"] > budget
+    assert space.uniform_within(3, 6, 1e12) == space.parse("_".join("-".join(["k3e6"] * d) for d in depths))
+    with pytest.raises(ConfigError, match="above flops_max"):
+        space.uniform_within(3, 6, shallow - 1)
+    with pytest.raises(ArchError, match="k3e5 is not a choice"):
+        space.uniform_within(3, 5, 1e12)
+
+
 # -- supernet ------------------------------------------------------------------------------------------
 def test_supernet_forward_backward_and_extract():
     space = MobileNetSpace(tiny_cfg())

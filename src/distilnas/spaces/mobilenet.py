@@ -369,6 +369,42 @@ class MobileNetSpace(SearchSpace[MobileNetArch]):
         """One layer per stage (when identity is on) with the smallest kernel and expansion."""
         return self.from_choices({label: min(opts, key=_op_size) for label, opts in self._choices.items()})
 
+    def uniform_within(self, kernel: int, expansion: int, flops_max: float) -> MobileNetArch:
+        """A hand-designed, MobileNetV2-like architecture: op ``k{kernel}e{expansion}`` in every layer,
+        as deep as ``flops_max`` allows with depths as equal across stages as possible.
+
+        Rule: every stage starts at its smallest depth (1, or the layers that cannot be ``id``); then
+        layers are added one at a time, round by round (every stage gets its 2nd layer before any gets
+        its 3rd), from the first stage to the last, stopping at the first layer that would take the
+        FLOPs above ``flops_max`` (or when every stage is full). So the earlier stages are at most one
+        layer deeper than the later ones.
+
+        Raises:
+            ArchError: the op is not a choice of every layer.
+            ConfigError: even the smallest depths exceed ``flops_max``.
+        """
+        op = f"k{kernel}e{expansion}"
+        if any(op not in opts for opts in self._choices.values()):
+            raise ArchError(f"op {op} is not a choice of every layer (kernels {self.cfg.kernels}, expansions "
+                            f"{self.cfg.expansions})")
+        specs = self.layout.stages
+        depths = [max([i + 1 for i in range(spec.depth) if not spec.layer_identity(i)], default=1) for spec in specs]
+
+        def arch(ds: Sequence[int]) -> MobileNetArch:
+            return MobileNetArch(tuple((op,) * d + (IDENTITY,) * (spec.depth - d) for d, spec in zip(ds, specs)))
+
+        if self.cost(arch(depths))["flops"] > flops_max:
+            raise ConfigError(f"{arch(depths)} already has {self.cost(arch(depths))['flops']:,.0f} FLOPs, above "
+                              f"flops_max={flops_max:,.0f}")
+        for level in range(1, max(spec.depth for spec in specs)):  # round `level` adds layer level + 1
+            for s, spec in enumerate(specs):
+                if depths[s] == level < spec.depth:
+                    deeper = depths[:s] + [depths[s] + 1] + depths[s + 1:]
+                    if self.cost(arch(deeper))["flops"] > flops_max:
+                        return arch(depths)
+                    depths = deeper
+        return arch(depths)
+
     def size(self) -> int:
         """The number of distinct (canonical) architectures."""
         total = 1

@@ -1,0 +1,681 @@
+"""Search quality at equal search cost: every method's pick retrained from scratch with one recipe and seeds.
+
+    python benchmarks/search_quality.py SPEC.yaml --out DIR [--only a,b] [--parallel N] [--check]
+        [--summary-only] [--markdown] [--results FILE]
+
+Each entry of the spec yields one architecture (its *pick*), which is then retrained once per seed with
+``distilnas retrain PICK --config RETRAIN --out DIR/<label>/retrain_seed<s> seed=<s> threads=1``; the
+table gives the test accuracy (mean and sample standard deviation over the seeds), params, FLOPs and what
+the search cost. A spec::
+
+    retrain: configs/retrain/mobilenet_fmnist16.yaml   # one recipe for every pick
+    retrain_overrides: []                              # key=value, after the script's seed= and threads=1
+    seeds: [0, 1, 2]                                   # retraining seeds
+    search_seed: 0                                     # seed= of the search and random_search entries
+    results: benchmarks/results/search_quality.json    # the committed results (default: DIR/summary.json only)
+    flops_range: [4.0e6, 6.0e6]                        # picks outside are marked (in_range: false)
+    space: {name: mobilenet, preset: fmnist16}         # the space of the arch and hand entries
+    entries:
+      - {label: cream, search: CONFIG, overrides: [...]}        # distilnas search; pick: result.json's arch
+      - {label: random, random_search: CONFIG}                  # distilnas random-search; likewise
+      - {label: dna, steps: [[train, ...], [search, ...], ...], pick: "{out}/search/result.json"}
+      - {label: fixed, arch: "k3e6-k3e6_..."}                   # a given architecture
+      - {label: hand, hand: {flops_max: 6.0e6}}                 # MobileNetV2-like, see below
+
+``steps`` are distilnas commands only (the name of a ``distilnas`` subcommand, then its arguments; run as
+``python -m distilnas.cli ...``, never through a shell); ``{out}`` in an argument is the entry's
+directory ``DIR/<label>``; ``pick`` is a JSON file with an ``arch`` key (e.g. what ``dna-search``
+writes, next to the ``config.yaml`` of ``dna-merge``), retrained like a search's result.json. ``hand`` is
+``MobileNetSpace.uniform_within(3, E, flops_max)`` in ``space``: k3 and the largest expansion E <= 6 in
+every layer, depths as equal across stages as the budget allows, filled from the first stage.
+
+Search cost (``search_seconds``): a search's ``train_seconds + score_seconds`` (result.json; resumed runs
+included), a random search's ``train_seconds`` (the candidates' one-thread training, summed), a steps
+entry's wall seconds of its steps, summed; nothing for arch and hand entries.
+
+Resume: finished work is never redone. A search whose result.json exists is skipped and a killed one
+continues with ``--resume`` (from its checkpoint.pt); a random search continues from its runs.jsonl; a
+finished step is recorded in ``DIR/<label>/steps.jsonl`` (a ``search``, ``train``, ``retrain`` or
+``random-search`` step whose ``--out`` holds result.json counts as finished too, and a killed ``search``
+step resumes); a retraining whose result.json exists is skipped, a killed one starts again. Everything in
+the spec (keys, entries, configs, overrides, steps, fixed architectures) is checked before anything runs;
+bad input is one line ``search_quality: error: ...`` and exit status 2. A failed command ends its entry
+(the others go on) and the script with status 1. Paths are relative to the working directory (run it from
+the repository root). ``--only`` limits what runs; the table and results always cover every entry.
+
+Writes ``DIR/summary.json`` and the ``--results`` JSON (default: the spec's ``results``), and prints a
+table (``--markdown``: Markdown). Logs: ``DIR/<label>/<step>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distilnas.arch import ArchError
+from distilnas.config import ConfigError, apply_overrides, from_dict, load_yaml
+from distilnas.registry import RegistryError
+from distilnas.spaces import build_space_config, create_space
+
+SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "entries")
+WAYS = ("search", "random_search", "steps", "arch", "hand")  # exactly one per entry
+EXTRA_KEYS = {"search": ("overrides",), "random_search": ("overrides",), "steps": ("pick",), "arch": (), "hand": ()}
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+DONE_WHEN_RESULT = ("search", "train", "retrain", "random-search")  # steps whose --out/result.json means done
+EXE = [sys.executable, "-m", "distilnas.cli"]
+_SPEC_ERRORS = (ConfigError, ArchError, RegistryError, ValueError, TypeError, OSError)
+
+
+class SpecError(Exception):
+    """Bad input in the spec: one line, raised before anything runs."""
+
+
+class JobError(Exception):
+    """A command of one entry failed (its entry stops; the others go on)."""
+
+
+@dataclass
+class Entry:
+    """One row of the table: how its architecture is found (``how`` is one of :data:`WAYS`)."""
+
+    label: str
+    how: str
+    source: Any  # config path (search, random_search), list of argv (steps), arch string (arch), dict (hand)
+    overrides: list[str] = field(default_factory=list)
+    pick: str = ""  # steps: the JSON file whose arch is retrained ({out} replaced)
+    arch: str = ""  # arch and hand: the canonical architecture
+
+
+@dataclass
+class Spec:
+    retrain: str
+    retrain_overrides: list[str]
+    seeds: list[int]
+    search_seed: int
+    results: str | None
+    flops_range: tuple[float, float] | None
+    space: dict[str, Any]  # the space of arch and hand entries ({} when there are none)
+    entries: list[Entry]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The spec, checked in full before anything runs
+def _number(value: Any, where: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: expected a number, got {value!r}") from None
+    if not x >= 0:
+        raise SpecError(f"{where}: expected a number >= 0, got {value!r}")
+    return x
+
+
+def _strings(value: Any, where: str, key_value: bool = False) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise SpecError(f"{where}: expected a list of {'key=value strings' if key_value else 'strings'}, got {value!r}")
+    out = [str(v) for v in value]
+    bad = [v for v in out if key_value and "=" not in v]
+    if bad:
+        raise SpecError(f"{where}: {bad[0]!r} is not key=value")
+    return out
+
+
+def _config_file(path: Any, where: str) -> str:
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise SpecError(f"{where}: config file {path!r} not found")
+    return path
+
+
+@contextlib.contextmanager
+def _as_spec_error(where: str):
+    try:
+        yield
+    except SpecError:
+        raise
+    except _SPEC_ERRORS as e:
+        raise SpecError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
+def check_config(command: str, path: str, overrides: list[str], where: str) -> None:
+    """The config of a ``search`` or ``random_search`` with its overrides, resolved as the command will
+    (options, ranges, the space; no data is loaded); SpecError naming the problem."""
+    with _as_spec_error(where):
+        data = apply_overrides(load_yaml(path), overrides)
+        if command == "search":
+            from distilnas.train.loop import resolve_config
+
+            resolve_config(data)
+        else:
+            from distilnas.train.random_search import RandomSearchConfig
+
+            _space(from_dict(RandomSearchConfig, data).space)
+
+
+def _cli() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The distilnas parser and its subcommands by name (``random-search``, ``dna-merge``, ...)."""
+    from distilnas.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, dict(subs.choices)
+
+
+def parse_step(argv: list[str], where: str) -> argparse.Namespace:
+    """``argv`` (a distilnas subcommand and its arguments) parsed as ``distilnas`` would; SpecError unless
+    the subcommand exists and the arguments parse, and a config file it names exists."""
+    parser, subs = _cli()
+    if not argv or argv[0] not in subs:
+        raise SpecError(f"{where}: {argv[0] if argv else '(empty)'!r} is not a distilnas subcommand; steps run "
+                        f"distilnas commands only ({', '.join(subs)})")
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            args, extra = parser.parse_known_args(argv)
+    except SystemExit:
+        lines = err.getvalue().strip().splitlines()
+        raise SpecError(f"{where}: {lines[-1] if lines else 'asks for help'}") from None
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        raise SpecError(f"{where}: unrecognized arguments: {' '.join(stray or extra)}")
+    overrides = [*getattr(args, "overrides", []), *extra]
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise SpecError(f"{where}: override {bad[0]!r} is not key=value")
+    cfg = getattr(args, "config", None)
+    if isinstance(cfg, str) and not Path(cfg).is_file():
+        raise SpecError(f"{where}: config file {cfg!r} not found")
+    if argv[0] in ("search", "random-search"):
+        check_config(argv[0].replace("-", "_"), cfg, overrides, where)
+    return args
+
+
+def step_argv(entry: Entry, entry_dir: Path) -> list[list[str]]:
+    """The entry's steps with ``{out}`` replaced by its directory (plain replacement, no formatting)."""
+    return [[a.replace("{out}", str(entry_dir)) for a in step] for step in entry.source]
+
+
+def _space(options: dict[str, Any]):
+    name = str(options.get("name", ""))
+    return create_space(name, build_space_config(name, dict(options)))
+
+
+def _hand_arch(options: dict[str, Any], hand: Any, where: str) -> str:
+    from distilnas.spaces.mobilenet import MobileNetSpace
+
+    if not isinstance(hand, dict) or set(hand) != {"flops_max"}:
+        raise SpecError(f"{where}: hand takes exactly {{flops_max: N}}, got {hand!r}")
+    flops_max = _number(hand["flops_max"], f"{where}: hand.flops_max")
+    with _as_spec_error(where):
+        space = _space(options)
+        if not isinstance(space, MobileNetSpace):
+            raise SpecError(f"{where}: hand needs the mobilenet space, got {space.name!r}")
+        under6 = [e for e in space.cfg.expansions if e <= 6]
+        if 3 not in space.cfg.kernels or not under6:
+            raise SpecError(f"{where}: hand needs kernel 3 and an expansion <= 6 (space: kernels "
+                            f"{space.cfg.kernels}, expansions {space.cfg.expansions})")
+        return str(space.uniform_within(3, max(under6), flops_max))
+
+
+def _entry(raw: Any, i: int, spec_space: dict[str, Any], search_seed: int) -> Entry:
+    if not isinstance(raw, dict):
+        raise SpecError(f"entries[{i}]: expected a mapping with label and one of {', '.join(WAYS)}")
+    label = raw.get("label")
+    if not isinstance(label, str) or not LABEL.fullmatch(label):
+        raise SpecError(f"entries[{i}]: label {label!r} must be a name of letters, digits, '_', '.' or '-'")
+    where = f"entry {label}"
+    ways = [w for w in WAYS if w in raw]
+    if len(ways) != 1:
+        raise SpecError(f"{where}: needs exactly one of {', '.join(WAYS)}, got "
+                        f"{', '.join(ways) if ways else 'none'}")
+    how = ways[0]
+    unknown = sorted(set(raw) - {"label", how, *EXTRA_KEYS[how]})
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r} for a {how} entry (allowed: label, {how}"
+                        f"{''.join(', ' + k for k in EXTRA_KEYS[how])})")
+    e = Entry(label, how, raw[how])
+    if how in ("search", "random_search"):
+        e.source = _config_file(raw[how], where)
+        e.overrides = _strings(raw.get("overrides", []), f"{where}: overrides", key_value=True)
+        check_config(how, e.source, [f"seed={search_seed}", *e.overrides], where)
+    elif how == "steps":
+        steps = raw["steps"]
+        if not isinstance(steps, list) or not steps:
+            raise SpecError(f"{where}: steps must be a non-empty list of [subcommand, arg, ...]")
+        e.source = [_strings(s, f"{where}: steps[{j}]") for j, s in enumerate(steps)]
+        if not isinstance(raw.get("pick"), str) or not raw["pick"]:
+            raise SpecError(f"{where}: a steps entry needs pick: the JSON file (with an 'arch') to retrain")
+        e.pick = raw["pick"]
+    elif how == "arch":
+        if not isinstance(raw["arch"], str):
+            raise SpecError(f"{where}: arch must be a string")
+        if not spec_space:
+            raise SpecError(f"{where}: an arch entry needs the spec's space (e.g. {{name: mobilenet, preset: "
+                            f"fmnist16}}) or a space section in the retrain config")
+        with _as_spec_error(f"{where}: arch"):
+            e.arch = str(_space(spec_space).parse(raw["arch"]))
+    else:
+        if not spec_space:
+            raise SpecError(f"{where}: a hand entry needs the spec's space (e.g. {{name: mobilenet, preset: "
+                            f"fmnist16}})")
+        e.arch = _hand_arch(spec_space, raw["hand"], where)
+    return e
+
+
+def load_spec(path: str | Path, entry_root: Path) -> Spec:
+    """The spec at ``path``, checked in full (steps are checked with ``{out}`` = ``entry_root/<label>``)."""
+    with _as_spec_error(str(path)):
+        raw = load_yaml(path)
+    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    if unknown:
+        raise SpecError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(SPEC_KEYS)}")
+    for key in ("retrain", "seeds", "entries"):
+        if key not in raw:
+            raise SpecError(f"{path}: missing key {key!r}")
+    retrain = _config_file(raw["retrain"], "retrain")
+    retrain_overrides = _strings(raw.get("retrain_overrides", []), "retrain_overrides", key_value=True)
+    seeds = raw["seeds"]
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise SpecError(f"seeds: expected a non-empty list of distinct integers >= 0, got {seeds!r}")
+    search_seed = raw.get("search_seed", 0)
+    if not isinstance(search_seed, int) or isinstance(search_seed, bool) or search_seed < 0:
+        raise SpecError(f"search_seed: expected an integer >= 0, got {search_seed!r}")
+    if not isinstance(raw.get("results", ""), str):
+        raise SpecError(f"results: expected a file path, got {raw['results']!r}")
+    rng = raw.get("flops_range")
+    if rng is not None:
+        if not isinstance(rng, list) or len(rng) != 2:
+            raise SpecError(f"flops_range: expected [lo, hi], got {rng!r}")
+        rng = (_number(rng[0], "flops_range"), _number(rng[1], "flops_range"))
+        if rng[0] > rng[1]:
+            raise SpecError(f"flops_range: lo {rng[0]:,.0f} is above hi {rng[1]:,.0f}")
+    with _as_spec_error(f"retrain {retrain}"):
+        from distilnas.train.retrain import RetrainConfig
+
+        retrain_cfg = apply_overrides(load_yaml(retrain), retrain_overrides)
+        from_dict(RetrainConfig, retrain_cfg)
+    spec_space = raw.get("space") or {}
+    if not isinstance(spec_space, dict):
+        raise SpecError(f"space: expected a mapping such as {{name: mobilenet, preset: fmnist16}}, got {spec_space!r}")
+    spec_space = {**(retrain_cfg.get("space") or {}), **spec_space}
+    if not isinstance(raw["entries"], list) or not raw["entries"]:
+        raise SpecError("entries: expected a non-empty list")
+    entries = [_entry(r, i, spec_space, search_seed) for i, r in enumerate(raw["entries"])]
+    labels = [e.label for e in entries]
+    dup = next((lab for lab in labels if labels.count(lab) > 1), None)
+    if dup:
+        raise SpecError(f"entries: label {dup!r} appears twice")
+    for e in entries:
+        if e.how == "steps":
+            for j, argv in enumerate(step_argv(e, entry_root / e.label)):
+                parse_step(argv, f"entry {e.label}: steps[{j}]")
+    return Spec(retrain, retrain_overrides, list(seeds), search_seed, raw.get("results"), rng, spec_space, entries)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running: one command at a time per job, its output in a log
+_ACTIVE: set[subprocess.Popen[bytes]] = set()  # running commands, stopped when the script is interrupted
+_ACTIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def _run(cmd: list[str], log: Path, label: str) -> float:
+    """Run ``cmd`` with its output appended to ``log``; its wall seconds. JobError when it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with open(log, "a") as f:
+        f.write(shlex.join(cmd) + "\n")
+        f.flush()
+        with _ACTIVE_LOCK:
+            if _STOPPING.is_set():
+                raise JobError(f"entry {label}: not started (interrupted)")
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+            _ACTIVE.add(proc)
+        try:
+            rc = proc.wait()
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(proc)
+    if rc != 0:
+        raise JobError(f"entry {label}: 'distilnas {' '.join(cmd[3:5])} ...' failed with exit status {rc}; "
+                       f"see {log}")
+    return round(time.time() - t0, 1)
+
+
+def _stop_all() -> None:
+    """SIGTERM to every running command (each keeps what it finished and exits) and wait for them."""
+    with _ACTIVE_LOCK:
+        _STOPPING.set()
+        procs = list(_ACTIVE)
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+    for proc in procs:
+        proc.wait()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def _run_steps(e: Entry, spec: Spec, out: Path) -> None:
+    """Run the steps not yet finished, in order, recording each finished one in steps.jsonl."""
+    d = out / e.label
+    record = d / "steps.jsonl"
+    for j, argv in enumerate(step_argv(e, d)):
+        if any(r.get("step") == j and r.get("argv") == argv for r in _records(record)):
+            continue
+        args = parse_step(argv, f"entry {e.label}: steps[{j}]")
+        run_dir = Path(args.out) if argv[0] in DONE_WHEN_RESULT and getattr(args, "out", None) else None
+        done = _read_json(run_dir / "result.json") if run_dir else None
+        if done is not None:  # finished, not recorded (killed in between)
+            seconds = (done.get("train_seconds") or 0) + (done.get("score_seconds") or 0) or done.get("seconds")
+        else:
+            resume = ["--resume"] if argv[0] == "search" and run_dir and (run_dir / "checkpoint.pt").exists() else []
+            seconds = _run([*EXE, argv[0], *resume, *argv[1:]], d / "steps.log", e.label)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(record, "a") as f:
+            f.write(json.dumps({"step": j, "argv": argv, "seconds": seconds}) + "\n")
+
+
+def pick_target(e: Entry, out: Path) -> Path | None:
+    """Where the entry's pick is read from (None: arch and hand, which need no file)."""
+    d = out / e.label
+    if e.how == "search":
+        return d / "search" / "result.json"
+    if e.how == "random_search":
+        return d / "random_search" / "result.json"
+    if e.how == "steps":
+        return Path(e.pick.replace("{out}", str(d)))
+    return None
+
+
+def find_pick(e: Entry, spec: Spec, out: Path) -> Path | None:
+    """Run (or resume) what the entry needs to have its pick; the pick file (None for arch and hand)."""
+    target = pick_target(e, out)
+    if target is None:
+        return None
+    d = out / e.label
+    if e.how == "steps":
+        _run_steps(e, spec, out)
+    elif not target.exists():
+        run_dir = target.parent
+        if e.how == "search":
+            resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
+            cmd = [*EXE, "search", e.source, "--out", str(run_dir), *resume, f"seed={spec.search_seed}",
+                   "train.threads=1", *e.overrides]
+        else:  # random-search resumes from its runs.jsonl by itself
+            cmd = [*EXE, "random-search", e.source, "--out", str(run_dir), f"seed={spec.search_seed}", *e.overrides]
+        _run(cmd, d / f"{e.how}.log", e.label)
+    pick = _read_json(target)
+    if pick is None or not pick.get("arch"):
+        raise JobError(f"entry {e.label}: {target} is {'missing' if pick is None else 'without an arch'}; "
+                       f"it should hold the architecture to retrain")
+    return target
+
+
+def retrain_one(e: Entry, pick: Path | None, seed: int, spec: Spec, out: Path) -> None:
+    """``distilnas retrain`` of the entry's pick with one seed, unless its result.json exists."""
+    run_dir = out / e.label / f"retrain_seed{seed}"
+    if (run_dir / "result.json").exists():
+        return
+    if pick is None:  # a literal arch: its space comes from the spec
+        target, space = e.arch, [f"space.{k}={json.dumps(v)}" for k, v in spec.space.items()]
+    else:
+        target, space = str(pick), []
+    _run([*EXE, "retrain", target, "--config", spec.retrain, "--out", str(run_dir), f"seed={seed}", "threads=1",
+          *space, *spec.retrain_overrides], out / e.label / f"retrain_seed{seed}.log", e.label)
+
+
+def run_all(entries: list[Entry], spec: Spec, out: Path, parallel: int) -> list[str]:
+    """Every entry's pick, then its retrainings, ``parallel`` commands at a time; the failures."""
+    failures: list[str] = []
+    _STOPPING.clear()
+    pool = ThreadPoolExecutor(max(1, parallel))
+    try:
+        pending: dict[Future[Any], tuple[Entry, int | None]] = {
+            pool.submit(find_pick, e, spec, out): (e, None) for e in entries}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                e, seed = pending.pop(f)
+                try:
+                    pick = f.result()
+                except (JobError, SpecError) as err:  # SpecError: a step's config changed since the check
+                    failures.append(str(err))
+                    continue
+                if seed is None:
+                    for s in spec.seeds:
+                        pending[pool.submit(retrain_one, e, pick, s, spec, out)] = (e, s)
+    except KeyboardInterrupt:  # Ctrl-C or kill: queued commands never start, running ones stop cleanly
+        _stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return failures
+
+
+# ---------------------------------------------------------------------------------------------------
+# Summary: everything is read back from the run directories
+def _search_cost(e: Entry, out: Path) -> tuple[float | None, str | None]:
+    """(seconds, where they come from) of the entry's search, when it has finished."""
+    target = pick_target(e, out)
+    if target is None:
+        return None, None
+    if e.how == "steps":
+        recs = {r["step"]: r for r in _records(out / e.label / "steps.jsonl") if isinstance(r.get("step"), int)}
+        if len(recs) < len(e.source) or not target.exists():
+            return None, None
+        return round(sum(float(r.get("seconds") or 0) for r in recs.values()), 1), "wall seconds of the steps, summed"
+    r = _read_json(target)
+    if r is None:
+        return None, None
+    if e.how == "search":
+        return round(float(r.get("train_seconds", 0)) + float(r.get("score_seconds", 0)), 1), \
+            "result.json train_seconds + score_seconds"
+    return float(r.get("train_seconds", 0)), "result.json train_seconds (candidates' training, one thread each)"
+
+
+def retrained(e: Entry, spec: Spec, out: Path) -> dict[int, dict[str, Any]]:
+    """seed -> the result.json of the entry's finished retrainings."""
+    runs = {s: _read_json(out / e.label / f"retrain_seed{s}" / "result.json") for s in spec.seeds}
+    return {s: r for s, r in runs.items() if r is not None and r.get("test_accuracy") is not None}
+
+
+def entry_summary(e: Entry, spec: Spec, out: Path) -> dict[str, Any]:
+    """The entry's row: pick, costs, and per-seed retrained accuracies (what exists so far)."""
+    target = pick_target(e, out)
+    pick = _read_json(target) if target is not None else None
+    arch = e.arch or (pick or {}).get("arch")
+    runs = retrained(e, spec, out)
+    if runs:  # the network that was trained
+        first = runs[min(runs)]
+        arch, params, flops = first["arch"], first.get("params"), first.get("flops")
+    elif e.arch:
+        cost = _space(spec.space).cost(_space(spec.space).parse(e.arch))
+        params, flops = int(cost["params"]), int(cost["flops"])
+    else:
+        best = (pick or {}).get("best") or {}
+        params, flops = (pick or {}).get("params", best.get("params")), (pick or {}).get("flops", best.get("flops"))
+    seconds, seconds_from = _search_cost(e, out)
+    test = [float(runs[s]["test_accuracy"]) for s in sorted(runs)]
+    row: dict[str, Any] = {
+        "label": e.label, "how": e.how,
+        "source": e.source if e.how in ("search", "random_search") else (e.pick or None),
+        "overrides": e.overrides or None, "arch": arch, "params": params, "flops": flops,
+        "in_range": (None if spec.flops_range is None or flops is None
+                     else spec.flops_range[0] <= float(flops) <= spec.flops_range[1]),
+        "search_seconds": seconds, "search_seconds_from": seconds_from,
+        "seeds": sorted(runs), "test_acc": test,
+        "val_acc": [runs[s].get("val_accuracy") for s in sorted(runs)],
+        "mean": round(statistics.mean(test), 4) if test else None,
+        "std": round(statistics.stdev(test), 4) if len(test) >= 2 else None,
+        "retrain_seconds": [runs[s].get("seconds") for s in sorted(runs)],
+    }
+    if e.how == "hand":
+        row["hand"] = e.source
+    return row
+
+
+def summarize(spec: Spec, spec_path: str, out: Path) -> dict[str, Any]:
+    """The results: one row per entry of the spec, from what is on disk."""
+    rows = [entry_summary(e, spec, out) for e in spec.entries]
+    setups = {(json.dumps(r.get("config", {}).get("data"), sort_keys=True), r.get("recipe_hash"))
+              for e in spec.entries for r in retrained(e, spec, out).values()}
+    warnings = []
+    if len(setups) > 1:
+        warnings.append("the retrainings differ in data config or recipe (see each retrain_seed*/result.json)")
+    for r in rows:
+        if r["in_range"] is False:
+            warnings.append(f"{r['label']}: {r['flops']:,} FLOPs is outside flops_range")
+    missing = [r["label"] for r in rows if r["seeds"] != spec.seeds]
+    status = "complete" if not missing else f"partial: not every seed retrained for {', '.join(missing)}"
+    return {"about": "test accuracy (%) of each entry's pick retrained from scratch with one recipe, one run per "
+                     "seed; mean and sample standard deviation over seeds (benchmarks/search_quality.py)",
+            "status": status, "spec": spec_path, "retrain": spec.retrain, "retrain_overrides": spec.retrain_overrides,
+            "seeds": spec.seeds, "search_seed": spec.search_seed,
+            "flops_range": list(spec.flops_range) if spec.flops_range else None,
+            "warnings": warnings, "entries": rows}
+
+
+def _flops(x: Any) -> str:
+    return "" if x is None else f"{float(x) / 1e6:.2f}M"
+
+
+def print_table(summary: dict[str, Any], markdown: bool) -> None:
+    head = ["entry", "architecture", "test acc (mean ± sd, n seeds)", "params", "FLOPs", "search cost"]
+    rows = []
+    for r in summary["entries"]:
+        n = len(r["test_acc"])
+        acc = ("not run" if n == 0 else f"{r['mean']:.2f} ({n})" if n == 1
+               else f"{r['mean']:.2f} ± {r['std']:.2f} ({n})")
+        flops = _flops(r["flops"]) + (" (out of range)" if r["in_range"] is False else "")
+        cost = ("-" if r["how"] in ("arch", "hand") else "not run" if r["search_seconds"] is None
+                else f"{r['search_seconds']:,.0f} s")
+        arch = f"`{r['arch']}`" if markdown and r["arch"] else (r["arch"] or "")
+        rows.append([r["label"], arch, acc, "" if r["params"] is None else f"{r['params']:,}", flops, cost])
+    print(summary["status"])
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|---" * len(head) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+        for row in [head, *rows]:
+            print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
+    rng = summary["flops_range"]
+    print(f"retrained with {summary['retrain']} {' '.join(summary['retrain_overrides'])}".rstrip()
+          + f", seeds {summary['seeds']}" + (f"; FLOPs range {_flops(rng[0])} - {_flops(rng[1])}" if rng else ""))
+    for w in summary["warnings"]:
+        print(f"warning: {w}")
+
+
+def print_plan(spec: Spec, out: Path) -> None:
+    for e in spec.entries:
+        if e.how in ("search", "random_search"):
+            what = f"{e.how.replace('_', '-')} {e.source} seed={spec.search_seed} {' '.join(e.overrides)}".rstrip()
+        elif e.how == "steps":
+            what = (f"{len(e.source)} steps ({', '.join(s[0] for s in e.source)}), pick "
+                    f"{pick_target(e, out)}")
+        else:
+            cost = _space(spec.space).cost(_space(spec.space).parse(e.arch))
+            what = f"{e.how} {e.arch} ({cost['flops'] / 1e6:.2f}M FLOPs, {int(cost['params']):,} params)"
+        print(f"{e.label}: {what}")
+    print(f"then {len(spec.entries) * len(spec.seeds)} retrainings ({len(spec.entries)} entries x seeds "
+          f"{spec.seeds}) with {spec.retrain} {' '.join(spec.retrain_overrides)}".rstrip())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``), handled like Ctrl-C."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="search_quality", description=__doc__.splitlines()[0])
+    ap.add_argument("spec")
+    ap.add_argument("--out", default=None, help="run directories and logs (required unless --check)")
+    ap.add_argument("--only", default="", help="comma-separated labels to run (the table still shows every entry)")
+    ap.add_argument("--parallel", type=int, default=1, help="commands at a time (one torch thread each)")
+    ap.add_argument("--check", action="store_true", help="check the spec, print the plan and exit")
+    ap.add_argument("--summary-only", action="store_true", help="run nothing: summarise what is on disk")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--results", default=None, help="results JSON (default: the spec's 'results')")
+    args = ap.parse_args(argv)
+    try:
+        if args.out is None and not args.check:
+            raise SpecError("--out DIR is required (unless --check)")
+        out = Path(args.out or "OUT")
+        spec = load_spec(args.spec, out)
+        only = [s for s in args.only.split(",") if s]
+        labels = [e.label for e in spec.entries]
+        bad = [s for s in only if s not in labels]
+        if bad:
+            raise SpecError(f"--only: no entry {bad[0]!r}; the spec has {', '.join(labels)}")
+        if args.parallel < 1:
+            raise SpecError(f"--parallel {args.parallel}: need at least 1")
+    except SpecError as e:
+        print(f"search_quality: error: {e}", file=sys.stderr)
+        return 2
+    if args.check:
+        print_plan(spec, out)
+        print(f"{args.spec}: OK")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    if not args.summary_only:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+        try:
+            failures = run_all([e for e in spec.entries if not only or e.label in only], spec, out, args.parallel)
+        except KeyboardInterrupt as e:
+            print("search_quality: interrupted; rerun the same command to continue (finished work is kept)",
+                  file=sys.stderr)
+            return 143 if isinstance(e, Terminated) else 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    summary = summarize(spec, args.spec, out)
+    text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
+    (out / "summary.json").write_text(text)
+    target = args.results or spec.results
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+    print_table(summary, args.markdown)
+    for f in failures:
+        print(f"search_quality: failed: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""benchmarks/search_quality.py: picks retrained over seeds, resumed without redoing work, spec checked first."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A tiny MobileNet space (two stages of up to two layers) and one-epoch runs on the synthetic data.
+SPACE = {"name": "mobilenet", "preset": "fmnist16", "widths": [16, 24], "depths": [2, 2], "strides": [2, 2],
+         "last_channels": 32, "head_channels": 32, "kernels": [3, 5], "expansions": [2, 4]}
+DATA = {"name": "synthetic", "val_size": 64, "train_size": 64, "test_size": 32}
+SEARCH = {"seed": 0, "space": SPACE, "data": DATA, "algorithm": {"name": "spos"},
+          "train": {"epochs": 1, "batch_size": 32, "lr": 0.05, "device": "cpu", "log_every": 1},
+          "score": {"bn_recal_batches": 1, "bn_recal_batch_size": 32, "val_size": 32, "batch_size": 64},
+          "select": {"num_archs": 3, "top": 2, "method": "random"}}
+RETRAIN = {"seed": 0, "data": DATA, "recipe": {"epochs": 1, "batch_size": 32, "lr": 0.05}, "device": "cpu",
+           "export_onnx": False}
+ARCH = "k3e2-id_k5e4-k3e2"
+
+
+@pytest.fixture(scope="module")
+def sq():
+    spec = importlib.util.spec_from_file_location("search_quality", REPO / "benchmarks" / "search_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["search_quality"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop("search_quality", None)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(SEARCH))
+    (tmp_path / "retrain.yaml").write_text(yaml.safe_dump(RETRAIN))
+    return {"search": str(tmp_path / "search.yaml"), "retrain": str(tmp_path / "retrain.yaml")}
+
+
+def write_spec(tmp_path: Path, files: dict[str, str], entries: list, **extra) -> str:
+    spec = {"retrain": files["retrain"], "seeds": [0, 1], "space": SPACE, "entries": entries, **extra}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def no_subprocess(*args, **kwargs):
+    raise AssertionError(f"a command ran: {args[0]}")
+
+
+class FakeCommand:
+    """A stand-in for subprocess.Popen: records the command, runs ``effect(cmd)`` and exits with 0."""
+
+    def __init__(self, calls: list, effect=lambda cmd: None):
+        self.calls, self.effect = calls, effect
+
+    def __call__(self, cmd, **kwargs):
+        self.calls.append(cmd)
+        self.effect(cmd)
+        return self
+
+    def wait(self):
+        return 0
+
+
+def test_end_to_end_then_rerun_skips_finished_work(sq, tmp_path, files, monkeypatch, capsys):
+    spec = write_spec(tmp_path, files, [{"label": "spos", "search": files["search"]},
+                                        {"label": "fixed", "arch": ARCH}],
+                      flops_range=[5.0e5, 1.0e6], retrain_overrides=["recipe.lr=0.04"])
+    out, res = tmp_path / "out", tmp_path / "results.json"
+    assert sq.main([spec, "--out", str(out), "--results", str(res), "--markdown"]) == 0
+    printed = capsys.readouterr().out
+    assert "| entry | architecture | test acc (mean ± sd, n seeds) | params | FLOPs | search cost |" in printed
+    r = json.loads(res.read_text())
+    assert r["status"] == "complete" and r["retrain"] == files["retrain"]
+    assert r["retrain_overrides"] == ["recipe.lr=0.04"] and r["seeds"] == [0, 1]
+    spos, fixed = r["entries"]
+    picked = json.loads((out / "spos" / "search" / "result.json").read_text())
+    assert (spos["label"], spos["how"], spos["arch"]) == ("spos", "search", picked["arch"])
+    assert spos["search_seconds"] == pytest.approx(picked["train_seconds"] + picked["score_seconds"], abs=0.1)
+    assert (fixed["label"], fixed["how"], fixed["arch"], fixed["search_seconds"]) == ("fixed", "arch", ARCH, None)
+    for e in (spos, fixed):
+        assert e["seeds"] == [0, 1] and len(e["test_acc"]) == len(e["val_acc"]) == 2
+        assert e["mean"] == pytest.approx(statistics.mean(e["test_acc"]))
+        assert e["std"] == pytest.approx(statistics.stdev(e["test_acc"]), abs=1e-4)
+        trained = json.loads((out / e["label"] / "retrain_seed1" / "result.json").read_text())
+        assert (e["params"], e["flops"], trained["config"]["seed"]) == (trained["params"], trained["flops"], 1)
+        assert trained["config"]["recipe"]["lr"] == 0.04
+        assert e["in_range"] == (5.0e5 <= e["flops"] <= 1.0e6)
+    assert fixed["flops"] == 336_256 and fixed["in_range"] is False and any("fixed" in w for w in r["warnings"])
+
+    # a rerun runs nothing and rewrites nothing but the summaries
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "summary.json"}
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    assert sq.main([spec, "--out", str(out), "--results", str(res)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads(res.read_text())["entries"] == r["entries"]
+
+    # an unfinished retraining (no result.json) is the only command run again
+    (out / "fixed" / "retrain_seed1" / "result.json").unlink()
+    calls = []
+    monkeypatch.setattr(sq.subprocess, "Popen", FakeCommand(calls))
+    assert sq.main([spec, "--out", str(out), "--results", str(res)]) == 0
+    assert len(calls) == 1 and calls[0][:5] == [sys.executable, "-m", "distilnas.cli", "retrain", ARCH]
+    assert "seed=1" in calls[0] and "space.name=\"mobilenet\"" in calls[0]
+    assert json.loads(res.read_text())["status"] == "partial: not every seed retrained for fixed"
+
+
+def write_result(cmd):
+    """What a finished search or train leaves in its --out: result.json."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps({"arch": ARCH, "train_seconds": 2.0, "score_seconds": 1.0}))
+
+
+def test_killed_searches_resume_and_finished_steps_are_skipped(sq, tmp_path, files, monkeypatch):
+    steps = [["train", ARCH, "--space", "mobilenet", "--config", files["retrain"], "--out", "{out}/teacher"],
+             ["search", files["search"], "--out", "{out}/block0", "seed=3"]]
+    spec = write_spec(tmp_path, files, [{"label": "s", "search": files["search"], "overrides": ["train.lr=0.1"]},
+                                        {"label": "p", "steps": steps, "pick": "{out}/block0/result.json"}])
+    out = tmp_path / "out"
+    s = sq.load_spec(spec, out)
+    for d in (out / "s" / "search", out / "p" / "block0", out / "p" / "teacher"):
+        d.mkdir(parents=True)
+    (out / "s" / "search" / "checkpoint.pt").write_bytes(b"")  # killed after an epoch
+    (out / "p" / "block0" / "checkpoint.pt").write_bytes(b"")
+    (out / "p" / "teacher" / "result.json").write_text(json.dumps({"arch": ARCH, "seconds": 7.0}))  # finished
+    calls: list = []
+    monkeypatch.setattr(sq.subprocess, "Popen", FakeCommand(calls, write_result))
+    assert sq.find_pick(s.entries[0], s, out) == out / "s" / "search" / "result.json"
+    assert sq.find_pick(s.entries[1], s, out) == out / "p" / "block0" / "result.json"
+    exe = [sys.executable, "-m", "distilnas.cli"]
+    assert calls == [[*exe, "search", files["search"], "--out", str(out / "s" / "search"), "--resume", "seed=0",
+                      "train.threads=1", "train.lr=0.1"],
+                     [*exe, "search", "--resume", files["search"], "--out", str(out / "p" / "block0"), "seed=3"]]
+    recs = [json.loads(ln) for ln in (out / "p" / "steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [0, 1] and recs[0]["seconds"] == 7.0  # the finished teacher: not rerun
+    sq.find_pick(s.entries[1], s, out)
+    assert len(calls) == 2  # every step recorded: nothing runs again
+    assert sq.summarize(s, spec, out)["entries"][0]["search_seconds"] == 3.0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"retrian": "x.yaml"}, "unknown key 'retrian'"),
+    ({"retrain": "missing.yaml"}, "retrain: config file 'missing.yaml' not found"),
+    ({"seeds": [0, 0]}, "seeds: expected a non-empty list of distinct integers"),
+    ({"entries": [{"label": "a"}]}, "entry a: needs exactly one of search, random_search, steps, arch, hand, got none"),
+    ({"entries": [{"label": "a", "arch": ARCH, "search": "SEARCH"}]}, "needs exactly one of .*, got search, arch"),
+    ({"entries": [{"label": "a", "search": "nope.yaml"}]}, "entry a: config file 'nope.yaml' not found"),
+    ({"entries": [{"label": "a", "search": "SEARCH", "overrides": ["train.epochz=2"]}]},
+     "unknown config key 'train.epochz'"),
+    ({"entries": [{"label": "a", "arch": "k9e9-id_k3e2-id"}]}, "entry a: arch: .*k9e9"),
+    ({"entries": [{"label": "a", "arch": ARCH, "pick": "x"}]}, "unknown key 'pick' for a arch entry"),
+    ({"entries": [{"label": "a", "steps": [["bash", "-c", "touch pwned"]], "pick": "p.json"}]},
+     "steps\\[0\\]: 'bash' is not a distilnas subcommand"),
+    ({"entries": [{"label": "a", "steps": [["search"]], "pick": "p.json"}]}, "steps\\[0\\]: .*required: config"),
+    ({"entries": [{"label": "a", "steps": [["search", "no.yaml", "--out", "{out}/x"]], "pick": "p.json"}]},
+     "steps\\[0\\]: config file 'no.yaml' not found"),
+    ({"entries": [{"label": "a", "steps": [["dna-search", "p.json", "--max-flops", "6M"]]}]}, "needs pick"),
+    ({"entries": [{"label": "a", "hand": {"flops_max": 1000}}]}, "entry a: .*above flops_max"),
+    ({"entries": [{"label": "a", "arch": ARCH}, {"label": "a", "arch": ARCH}]}, "label 'a' appears twice"),
+    ({"entries": [{"label": "../a", "arch": ARCH}]}, "label '../a' must be a name"),
+])
+def test_bad_specs_are_one_line_before_anything_runs(sq, tmp_path, files, monkeypatch, capsys, change, message):
+    base = {"retrain": files["retrain"], "seeds": [0, 1], "space": SPACE, "entries": [{"label": "f", "arch": ARCH}]}
+    text = yaml.safe_dump({**base, **change}).replace("SEARCH", files["search"])
+    (tmp_path / "spec.yaml").write_text(text)
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    assert sq.main([str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("search_quality: error: ")
+    assert __import__("re").search(message, err[0]), err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_steps_run_distilnas_subcommands_only(sq):
+    for argv in (["rm", "-rf", "/"], ["python", "-c", "print(1)"], ["/bin/sh"], []):
+        with pytest.raises(sq.SpecError, match="is not a distilnas subcommand"):
+            sq.parse_step(argv, "x")
+    assert sq.parse_step(["dna-search", "p.json", "--max-flops", "6M", "--out", "r.json"], "x").max_flops == 6e6
+
+
+def test_check_prints_the_plan_and_the_hand_rule(sq, tmp_path, files, capsys):
+    space = {**SPACE, "expansions": [2, 4, 8]}  # the largest expansion <= 6 is 4
+    spec = write_spec(tmp_path, files, [{"label": "hand", "hand": {"flops_max": 5.0e5}}], space=space)
+    assert sq.main([spec, "--check"]) == 0
+    s = sq.load_spec(spec, tmp_path / "out")
+    arch = s.entries[0].arch
+    mb = sq._space(space)
+    assert {code for stage in mb.parse(arch).stages for code in stage} <= {"k3e4", "id"}
+    assert mb.cost(mb.parse(arch))["flops"] <= 5.0e5
+    assert arch == str(mb.uniform_within(3, 4, 5.0e5)) and f"hand: hand {arch}" in capsys.readouterr().out
