@@ -258,16 +258,16 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
                          f"{d['mean']:+.3f} vs {d['ref']}" if d else "",
                          f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
                          ", ".join(f"{v:.3f}" for v in e["tau"])])
-        if markdown:
-            print("| " + " | ".join(head) + " |")
-            print("|---" * len(head) + "|")
-            for r in rows:
-                print("| " + " | ".join(r) + " |")
-        else:
-            widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-            for r in [head, *rows]:
-                print("  ".join(x.ljust(w) for x, w in zip(r, widths)))
+        print(render_table(head, rows, markdown))
         print()
+
+
+def render_table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
+    """Rows of cells as a Markdown table, or as plain text in aligned columns."""
+    if markdown:
+        return "\n".join(["| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]])
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [head, *rows])
 
 
 def main() -> None:

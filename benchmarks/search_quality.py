@@ -66,10 +66,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distilnas.arch import ArchError
-from distilnas.config import ConfigError, apply_overrides, from_dict, load_yaml
-from distilnas.registry import RegistryError
-from distilnas.spaces import build_space_config, create_space
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_suite import render_table  # noqa: E402
+
+from distilnas.arch import ArchError  # noqa: E402
+from distilnas.config import ConfigError, apply_overrides, from_dict, load_yaml  # noqa: E402
+from distilnas.registry import RegistryError  # noqa: E402
+from distilnas.spaces import build_space_config, create_space  # noqa: E402
 
 SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "entries")
 WAYS = ("search", "random_search", "steps", "arch", "hand")  # exactly one per entry
@@ -583,15 +586,7 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
         arch = f"`{r['arch']}`" if markdown and r["arch"] else (r["arch"] or "")
         rows.append([r["label"], arch, acc, "" if r["params"] is None else f"{r['params']:,}", flops, cost])
     print(summary["status"])
-    if markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|---" * len(head) + "|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-        for row in [head, *rows]:
-            print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
+    print(render_table(head, rows, markdown))
     rng = summary["flops_range"]
     print(f"retrained with {summary['retrain']} {' '.join(summary['retrain_overrides'])}".rstrip()
           + f", seeds {summary['seeds']}" + (f"; FLOPs range {_flops(rng[0])} - {_flops(rng[1])}" if rng else ""))
