@@ -134,6 +134,7 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(scores, dst)
         meta = {k: result.get(k) for k in ("arch", "train_seconds", "score_seconds", "passes", "steps")}
+        meta.update({k: result[k] for k in ("board", "environment") if k in result})  # Cream's final board; the platform
         meta["scoring"] = scoring
         (predictions / label / f"seed{seed}.result.json").write_text(json.dumps(meta, indent=1) + "\n")
     return {"label": label, "seed": seed, "selected": result.get("arch"), "train_seconds": result.get("train_seconds"),
