@@ -164,3 +164,35 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
         mod.main([str(suite), "--run", f"a={run}", "--pair", "a:c"])
     with pytest.raises(SystemExit, match="no checkpoint.pt"):
         mod.main([str(suite), "--run", f"a={tmp_path}"])
+
+
+def test_board_truth_places_the_board_in_the_ground_truth(tmp_path, capsys):
+    """benchmarks/board_truth.py: the boards' paths listed once each; their standalone accuracy placed
+    among the sampled cells' (percentile, share below the median) and their op mix counted."""
+    spec = importlib.util.spec_from_file_location("board_truth", REPO / "benchmarks" / "board_truth.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    good = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    bad = "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
+    preds = tmp_path / "cream"
+    preds.mkdir()
+    for s, board in ((0, [good, bad]), (1, [good])):
+        (preds / f"seed{s}.result.json").write_text(json.dumps(
+            {"arch": good, "board": [{"arch": a, "accuracy": 80.0 - i} for i, a in enumerate(board)]}))
+    (preds / "seed2.result.json").write_text(json.dumps({"arch": good}))  # not a Cream run: no board
+    boards_gt = tmp_path / "boards"
+    boards_gt.mkdir()
+    (boards_gt / "runs.jsonl").write_text(json.dumps({"arch": good, "seed": 0, "accuracy": 90.0}) + "\n"
+                                          + json.dumps({"arch": bad, "seed": 0, "accuracy": 10.0}) + "\n")
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "table.json").write_text(json.dumps({"archs": {f"a{i}": {"accuracy": [float(i), 0.0]} for i in range(100)}}))
+    assert mod.main(["archs", str(preds)]) == 0
+    assert capsys.readouterr().out.split() == [good, bad]
+    assert mod.main(["compare", str(preds), str(boards_gt), "--truth", str(truth)]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0: 2 of 2 board paths trained, standalone 50.00%" in out and "(1 of 2 below the median)" in out
+    assert "all boards: 3 paths, standalone 63.33%" in out and "33% below" in out
+    assert "none 22%" in out and "nor_conv_3x3 67%" in out and "skip_connect 11%" in out  # 4, 12, 2 of 18 edges
+    with pytest.raises(SystemExit, match="no seed"):
+        mod.main(["archs", str(tmp_path)])
