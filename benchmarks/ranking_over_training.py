@@ -55,8 +55,11 @@ def score(ckpt: Path, epoch: int, run: Path, half: str, archs_file: Path, scorin
     dst = run / "snapshots" / f"epoch{epoch}.{half}.jsonl"
     if not dst.exists():
         dst.parent.mkdir(exist_ok=True)
-        subprocess.run([sys.executable, "-m", "distilnas.cli", "score", str(ckpt), "--archs", str(archs_file),
-                        "--out", str(dst), "train.threads=1", *scoring], check=True)
+        rc = subprocess.run([sys.executable, "-m", "distilnas.cli", "score", str(ckpt), "--archs", str(archs_file),
+                             "--out", str(dst), "train.threads=1", *scoring]).returncode
+        if rc != 0:  # distilnas printed its one-line reason above
+            raise SystemExit(f"ranking_over_training: error: scoring {ckpt} failed (exit {rc}); scored rows are "
+                             f"kept, rerun to continue")
     return dst
 
 
