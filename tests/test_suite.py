@@ -196,3 +196,32 @@ def test_board_truth_places_the_board_in_the_ground_truth(tmp_path, capsys):
     assert "none 22%" in out and "nor_conv_3x3 67%" in out and "skip_connect 11%" in out  # 4, 12, 2 of 18 edges
     with pytest.raises(SystemExit, match="no seed"):
         mod.main(["archs", str(tmp_path)])
+
+
+def test_pick_truth_compares_picks_paired_by_search_seed(tmp_path, capsys):
+    """benchmarks/pick_truth.py: each method's picks (one per search seed) looked up in the picks' ground
+    truth (mean over training seeds), with the paired difference from the first method."""
+    spec = importlib.util.spec_from_file_location("pick_truth", REPO / "benchmarks" / "pick_truth.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    acc = {"p0": 80.0, "p1": 82.0, "p2": 84.0, "q0": 81.0, "q1": 83.0, "q2": 85.0}
+    for method, prefix in (("spos", "p"), ("cream", "q")):
+        d = tmp_path / method
+        d.mkdir()
+        for s in range(3):
+            (d / f"seed{s}.result.json").write_text(json.dumps({"arch": f"{prefix}{s}"}))
+    picks_gt = tmp_path / "picks"
+    picks_gt.mkdir()
+    (picks_gt / "runs.jsonl").write_text("".join(json.dumps({"arch": a, "seed": t, "accuracy": v + (t - 0.5)}) + "\n"
+                                                 for a, v in acc.items() for t in (0, 1)))
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "table.json").write_text(json.dumps({"archs": {f"a{i}": {"accuracy": [70.0 + i / 5]} for i in range(100)}}))
+    assert mod.main(["archs", str(tmp_path / "spos"), str(tmp_path / "cream")]) == 0
+    assert capsys.readouterr().out.split() == ["p0", "p1", "p2", "q0", "q1", "q2"]
+    assert mod.main(["compare", str(tmp_path / "spos"), str(tmp_path / "cream"), "--picks", str(picks_gt),
+                     "--truth", str(truth), "--resamples", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "spos: 82.00%" in out and "over 3 search seeds (sd 2.00)" in out
+    assert "cream: 83.00%" in out and "vs spos +1.00 [+1.00, +1.00] over 3 paired seeds: better" in out
+    assert "(sd 2.00), percentile 60" in out and "percentile 65; vs spos" in out  # among cells at 70.0, 70.2, ..., 89.8%
