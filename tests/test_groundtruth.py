@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distilnas.config import from_dict, to_dict
+from distilnas.config import ConfigError, from_dict, to_dict
 from distilnas.data import DataConfig
 from distilnas.evaluate import groundtruth
 from distilnas.evaluate.groundtruth import BenchConfig, aggregate_runs, build_ground_truth, load_truth, sample_archs
@@ -182,3 +182,13 @@ def test_committed_micro_benchmark_hash_is_current(name):
     assert groundtruth._hash(cfg) == saved["recipe_hash"]
     if (root / "table.json").exists():
         assert json.loads((root / "table.json").read_text())["recipe_hash"] == saved["recipe_hash"]
+
+
+@pytest.mark.parametrize("sample", ["uniform", "flops_spread"])
+def test_sampling_more_archs_than_the_space_holds_is_an_error(sample):
+    """A space with one architecture cannot give five: a one-line ConfigError, never a silent shortfall."""
+    space_cfg = {"preset": "fmnist16", "kernels": [3], "expansions": [3], "depths": [1, 1, 1, 1, 1]}
+    cfg = BenchConfig(space="mobilenet", space_cfg=space_cfg, num_archs=5, sample=sample)
+    with pytest.raises(ConfigError, match="num_archs"):
+        sample_archs(cfg)
+    assert len(sample_archs(replace(cfg, num_archs=1))) == 1

@@ -88,6 +88,10 @@ def sample_archs(cfg: BenchConfig) -> list[str]:
         a = space.sample(rng)
         if admit(a):
             out.append(str(a))
+    if len(out) < cfg.num_archs:
+        raise ConfigError(f"num_archs={cfg.num_archs}, but {1000 * cfg.num_archs:,} samples of the space held only "
+                          f"{len(out)} distinct{' connected' if cfg.connected_only else ''} architectures; lower "
+                          f"num_archs or widen the space")
     return out
 
 
@@ -111,7 +115,10 @@ def _flops_spread(space: Any, n: int, rng: random.Random, admit: Any, steps: int
             a = space.sample(rng)
             gap = abs(math.log(flops(a) / t))
             for _ in range(steps):
-                b = space.mutate(a, rng)
+                try:
+                    b = space.mutate(a, rng)
+                except IndexError:  # nothing left to change: the space has a single architecture
+                    break
                 g = abs(math.log(flops(b) / t))
                 if g <= gap:
                     a, gap = b, g
