@@ -71,6 +71,7 @@ from run_suite import render_table  # noqa: E402
 
 from distilnas.arch import ArchError  # noqa: E402
 from distilnas.config import ConfigError, apply_overrides, from_dict, load_yaml  # noqa: E402
+from distilnas.fileio import LockedError, run_lock  # noqa: E402
 from distilnas.registry import RegistryError  # noqa: E402
 from distilnas.spaces import build_space_config, create_space  # noqa: E402
 
@@ -652,7 +653,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary_only:
         previous = signal.signal(signal.SIGTERM, _terminated)
         try:
-            failures = run_all([e for e in spec.entries if not only or e.label in only], spec, out, args.parallel)
+            with run_lock(out, "search-quality directory"):  # a second run into OUT stops at once
+                failures = run_all([e for e in spec.entries if not only or e.label in only], spec, out,
+                                   args.parallel)
+        except LockedError as e:
+            print(f"search_quality: error: {e}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt as e:
             print("search_quality: interrupted; rerun the same command to continue (finished work is kept)",
                   file=sys.stderr)

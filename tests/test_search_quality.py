@@ -196,3 +196,17 @@ def test_check_prints_the_plan_and_the_hand_rule(sq, tmp_path, files, capsys):
     assert {code for stage in mb.parse(arch).stages for code in stage} <= {"k3e4", "id"}
     assert mb.cost(mb.parse(arch))["flops"] <= 5.0e5
     assert arch == str(mb.uniform_within(3, 4, 5.0e5)) and f"hand: hand {arch}" in capsys.readouterr().out
+
+
+def test_a_second_run_into_the_same_out_stops_at_once(sq, tmp_path, files, monkeypatch, capsys):
+    """Two runs at once into one OUT: the second gets one line naming the holder and starts nothing."""
+    from distilnas.fileio import run_lock
+
+    spec = write_spec(tmp_path, files, [{"label": "fixed", "arch": ARCH}])
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    out = tmp_path / "out"
+    out.mkdir()
+    with run_lock(out, "search-quality directory"):
+        assert sq.main([spec, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("search_quality: error: ") and "in use" in err[0]
