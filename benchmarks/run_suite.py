@@ -180,47 +180,61 @@ def proxy_predictions(name: str, predictions: Path) -> dict[str, float] | None:
 
 def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
               resamples: int = RESAMPLES) -> dict[str, Any]:
-    """The comparison from the prediction files: per half, per entry, paired over the seeds that every
-    entry has finished."""
+    """The comparison from the prediction files, per half: every entry over the seeds it has finished
+    (its tau, mean and interval), every comparison paired over the seeds both sides have finished (so an
+    entry still running does not hold back the others)."""
     truth = load_truths(suite)
     split = json.loads(Path(suite["split"]).read_text()) if suite.get("split") else {"report": list(truth)}
     scoring = [str(o) for o in suite.get("scoring", [])]
     avail = {lab: [s for s in seeds if _committed(predictions, lab, s, scoring) is not None] for lab in labels}
     missing = [lab for lab in labels if avail[lab] != list(seeds)]  # entries not finished for every seed
     labels = [lab for lab in labels if avail[lab]]
-    common = [s for s in seeds if all(s in avail[lab] for lab in labels)] if labels else []
+    any_seeds = [s for s in seeds if any(s in avail[lab] for lab in labels)]
     preds = {(lab, s): read_predictions(predictions / lab / f"seed{s}.jsonl") for lab in labels for s in avail[lab]}
     for name in suite.get("proxies", []):  # deterministic: the same predictions for every seed (pairs stay valid)
         pp = proxy_predictions(str(name), predictions)
-        if pp is not None and common:
+        if pp is not None and any_seeds:
             lab = f"proxy:{name}"
-            labels, avail[lab] = [*labels, lab], list(common)
-            preds.update({(lab, s): pp for s in common})
-    compare = [(r["label"], r["compare_to"]) for r in suite["runs"] if r.get("compare_to")]
+            labels, avail[lab] = [*labels, lab], list(any_seeds)
+            preds.update({(lab, s): pp for s in any_seeds})
+    baseline = suite.get("baseline")
+    compare = [(lab, baseline) for lab in labels if baseline in labels and lab != baseline]
+    compare += [(r["label"], r["compare_to"]) for r in suite["runs"] if r.get("compare_to")]
     compare += [(str(a), str(b)) for a, b in suite.get("compare", [])]  # e.g. [rdnas, proxy:flops]
-    compare = [(a, b) for a, b in compare if a in labels and b in labels]
+    compare = [(a, b) for a, b in dict.fromkeys(compare) if a in labels and b in labels]
     halves: dict[str, Any] = {}
     for half in [h for h in ("report", "tuning") if h in split]:
         archs = [a for a in split[half] if a in truth and len(truth[a]) >= 2
-                 and all(np.isfinite(preds[(lab, s)].get(a, np.nan)) for lab in labels for s in common)]
+                 and all(np.isfinite(preds[(lab, s)].get(a, np.nan)) for lab in labels for s in avail[lab])]
         out: dict[str, Any] = {"num_archs": len(archs)}
         if len(archs) >= 3:
             t = np.array([np.mean(truth[a]) for a in archs])
             out["noise_ceiling"] = noise_ceiling({a: truth[a] for a in archs})["kendall_tau"]
-        if len(archs) >= 3 and common:
-            arrays = {lab: np.array([[preds[(lab, s)][a] for a in archs] for s in common]) for lab in labels}
-            boot = seed_arch_bootstrap(arrays, t, baseline=suite.get("baseline"), pairs=compare,
-                                       resamples=resamples)
-            out["entries"] = {lab: {"seeds": common, **boot[lab]} for lab in labels}
+
+            def rows(lab: str, ss: list[int]) -> np.ndarray:
+                return np.array([[preds[(lab, s)][a] for a in archs] for s in ss])
+
+            entries = {lab: {"seeds": avail[lab], **seed_arch_bootstrap({lab: rows(lab, avail[lab])}, t,
+                                                                         resamples=resamples)[lab]}
+                       for lab in labels}
+            for a, ref in compare:
+                both = [s for s in avail[a] if s in avail[ref]]
+                if both:
+                    b = seed_arch_bootstrap({a: rows(a, both), ref: rows(ref, both)}, t, pairs=[(a, ref)],
+                                            resamples=resamples)
+                    entries[a][f"diff_vs_{ref}"] = {**b[a][f"diff_vs_{ref}"], "seeds": both}
+            if entries:
+                out["entries"] = entries
         halves[half] = out
     wanted = len(split.get("report", [])) + len(split.get("tuning", []))
     with_truth = sum(h["num_archs"] for h in halves.values())
-    complete = common == list(seeds) and with_truth == wanted and not missing
-    status = "complete" if complete else (f"partial: seeds {common} of {list(seeds)} finished by every entry so far"
-                                          + (f" (not finished: {', '.join(missing)})" if missing else "")
-                                          + f", {with_truth} of {wanted} architectures with ground truth")
+    common = [s for s in seeds if labels and all(s in avail[lab] for lab in labels)]
+    complete = with_truth == wanted and not missing
+    status = "complete" if complete else (
+        "partial: " + ", ".join(f"{lab} {len(avail.get(lab, []))} of {len(seeds)} seeds" for lab in missing)
+        + ("; " if missing else "") + f"{with_truth} of {wanted} architectures with ground truth")
     return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
-            "split": suite.get("split"), "baseline": suite.get("baseline"), "resamples": resamples}
+            "split": suite.get("split"), "baseline": baseline, "resamples": resamples}
 
 
 def results_json(summary: dict[str, Any]) -> dict[str, Any]:
@@ -249,14 +263,16 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
         if "entries" not in h:
             print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet")
             continue
-        print(f"{half} half: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}, "
-              f"seeds {summary['seeds']}")
+        print(f"{half} half: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}; "
+              f"each entry over the seeds it has finished, each difference over the seeds both have")
         head = ["entry", "tau (mean)", "95% CI", "diff", "diff 95% CI", "verdict", "tau per seed"]
         rows = []
+        most = max(len(e["seeds"]) for e in h["entries"].values())
         for lab, e in h["entries"].items():
             d = next((v | {"ref": k[8:]} for k, v in e.items() if k.startswith("diff_vs_")), None)
             rows.append([lab, f"{e['mean']:.3f}", f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]",
-                         f"{d['mean']:+.3f} vs {d['ref']}" if d else "",
+                         f"{d['mean']:+.3f} vs {d['ref']}" + (f" ({len(d['seeds'])} seeds)" if len(d["seeds"]) < most
+                                                              else "") if d else "",
                          f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
                          ", ".join(f"{v:.3f}" for v in e["tau"])])
         print(render_table(head, rows, markdown))

@@ -43,15 +43,19 @@ def test_summary_from_predictions(tmp_path):
     suite = {"truth": [str(truth)], "split": str(split), "baseline": "spos",
              "runs": [{"label": "spos"}, {"label": "good"}, {"label": "abl", "compare_to": "good"}]}
     summary = rs.summarize(suite, ["spos", "good", "abl"], [0, 1, 2], preds, resamples=200)
-    assert summary["seeds"] == [0, 1]  # paired: the seeds every entry has
-    assert summary["status"].startswith("partial: seeds [0, 1] of [0, 1, 2]")
+    assert summary["seeds"] == [0, 1]  # the seeds every entry has
+    assert summary["status"].startswith("partial: abl 2 of 3 seeds")
     res = rs.results_json(summary)
     assert res["num_archs"] == 15 and isinstance(res["noise_ceiling"], float)
-    good = res["entries"]["good"]
-    assert good["seeds"] == [0, 1] and len(good["tau"]) == 2 and good["ci95"][0] < good["mean"] < good["ci95"][1]
-    assert good["diff_vs_spos"]["verdict"] == "too few seeds"  # 2 seeds: no verdict yet
+    good, abl = res["entries"]["good"], res["entries"]["abl"]
+    # an entry over the seeds it has finished; a difference paired over the seeds both sides have
+    assert good["seeds"] == [0, 1, 2] and len(good["tau"]) == 3 and good["ci95"][0] < good["mean"] < good["ci95"][1]
+    assert good["diff_vs_spos"]["seeds"] == [0, 1, 2] and good["diff_vs_spos"]["verdict"] == "better"
     assert good["diff_vs_spos"]["ci95"][0] > 0 and "diff_vs_spos" not in res["entries"]["spos"]
-    assert "diff_vs_good" in res["entries"]["abl"] and "tuning_half" in good
+    assert abl["seeds"] == [0, 1] and abl["diff_vs_good"]["seeds"] == [0, 1]
+    assert abl["diff_vs_good"]["verdict"] == "too few seeds" and abl["diff_vs_good"]["ci95"][1] < 0  # 2 seeds
+    assert abl["diff_vs_good"]["mean"] == pytest.approx(abl["mean"] - np.mean(good["tau"][:2]))
+    assert "tuning_half" in good
     json.dumps(res, allow_nan=False)
 
 
@@ -86,7 +90,7 @@ def test_proxies_pair_with_every_seed_and_rank_averages(tmp_path):
     suite, preds = _tiny_suite(tmp_path, np.random.default_rng(1))
     summary = rs.summarize(suite, ["spos", "good", "later"], [0, 1, 2], preds, resamples=200)
     # 'later' has no predictions yet: the summary pairs what exists but is not complete
-    assert summary["status"].startswith("partial") and "not finished: later" in summary["status"]
+    assert summary["status"].startswith("partial") and "later 0 of 3 seeds" in summary["status"]
     res = rs.results_json(summary)
     up, down, avg = (res["entries"][f"proxy:{n}"] for n in ("up", "down", "up+cube"))
     assert up["tau"] == [up["tau"][0]] * 3 and up["mean"] > 0.8 and down["mean"] < -0.8
