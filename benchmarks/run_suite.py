@@ -271,7 +271,7 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
         for lab, e in h["entries"].items():
             d = next((v | {"ref": k[8:]} for k, v in e.items() if k.startswith("diff_vs_")), None)
             rows.append([lab, f"{e['mean']:.3f}", f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]",
-                         f"{d['mean']:+.3f} vs {d['ref']}" + (f" ({len(d['seeds'])} seeds)" if len(d["seeds"]) < most
+                         f"{d['mean']:+.3f} vs {d['ref']}" + (f" ({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})" if len(d["seeds"]) < most
                                                               else "") if d else "",
                          f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
                          ", ".join(f"{v:.3f}" for v in e["tau"])])
