@@ -18,27 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
 
-from distilnas.evaluate.groundtruth import load_truth
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_suite import seed_metadata  # noqa: E402
+
+from distilnas.evaluate.groundtruth import load_truth  # noqa: E402
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
-def boards(predictions: Path) -> dict[int, list[dict]]:
-    """seed -> the final board (arch, shared-weight accuracy) kept in the suite's ``seed<k>.result.json``."""
-    out = {}
-    for f in sorted(predictions.glob("seed*.result.json")):
-        board = json.loads(f.read_text()).get("board")
-        if board:
-            out[int(f.name.split(".")[0].removeprefix("seed"))] = board
-    if not out:
-        raise SystemExit(f"board_truth: error: no seed*.result.json with a 'board' in {predictions}")
-    return out
+def boards(predictions: Path) -> dict[int, Any]:
+    """search seed -> the final board (arch, shared-weight accuracy) per seed, from the suite's ``seed<k>.result.json``."""
+    return seed_metadata(predictions, "board", "board_truth")
 
 
 def ops_of(arch: str) -> list[str]:

@@ -18,25 +18,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from distilnas.evaluate.groundtruth import load_truth
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_suite import seed_metadata  # noqa: E402
+
+from distilnas.evaluate.groundtruth import load_truth  # noqa: E402
 
 RESAMPLES = 2000
 
 
-def picks(predictions: Path) -> dict[int, str]:
-    """search seed -> the run's pick."""
-    out = {}
-    for f in sorted(predictions.glob("seed*.result.json")):
-        arch = json.loads(f.read_text()).get("arch")
-        if arch:
-            out[int(f.name.split(".")[0].removeprefix("seed"))] = arch
-    if not out:
-        raise SystemExit(f"pick_truth: error: no seed*.result.json with an 'arch' in {predictions}")
-    return out
+def picks(predictions: Path) -> dict[int, Any]:
+    """search seed -> the run's pick per search seed, from the suite's ``seed<k>.result.json``."""
+    return seed_metadata(predictions, "arch", "pick_truth")
 
 
 def truth_of(path: Path) -> dict[str, float]:

@@ -141,6 +141,19 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
             "wall_seconds": round(time.time() - t0, 1) if ran else None}
 
 
+def seed_metadata(predictions: Path, key: str, tool: str) -> dict[int, Any]:
+    """search seed -> ``key`` of each ``seed<k>.result.json`` in a prediction folder that has it (e.g. ``arch``,
+    Cream's ``board``); none at all ends ``tool`` with one line."""
+    out = {}
+    for f in sorted(predictions.glob("seed*.result.json")):
+        value = json.loads(f.read_text()).get(key)
+        if value:
+            out[int(f.name.split(".")[0].removeprefix("seed"))] = value
+    if not out:
+        raise SystemExit(f"{tool}: error: no seed*.result.json with {key!r} in {predictions}")
+    return out
+
+
 def read_predictions(path: Path) -> dict[str, float]:
     """arch -> prediction: a supernet's validation ``accuracy``, or a proxy's ``score`` (null: NaN)."""
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
