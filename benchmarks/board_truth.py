@@ -17,7 +17,6 @@ are made of against a uniform sample (NB201: each of the 5 ops on 1 in 5 edges).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,7 +28,8 @@ from scipy.stats import kendalltau
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import seed_metadata  # noqa: E402
 
-from distilnas.evaluate.groundtruth import load_truth  # noqa: E402
+from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
+from distilnas.spaces.nb201 import NB201Arch  # noqa: E402
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
@@ -40,7 +40,7 @@ def boards(predictions: Path) -> dict[int, Any]:
 
 
 def ops_of(arch: str) -> list[str]:
-    return [e.split("~")[0] for node in arch.strip("|").split("|+|") for e in node.split("|")]
+    return list(NB201Arch.parse(arch).ops)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def seed0(path: str) -> dict[str, float]:
         """Training seed 0's accuracy per arch (from runs.jsonl while a build is still running)."""
-        d = Path(path)
-        if (d / "table.json").exists():
-            return {k: v[0] for k, v in load_truth(d / "table.json").items()}
-        rows = [json.loads(ln) for ln in (d / "runs.jsonl").read_text().splitlines() if ln.strip()]
-        return {r["arch"]: float(r["accuracy"]) for r in rows if r.get("seed") == 0}
+        return {a: v[0] for a, v in load_truth_dir(path, seed=0).items()}
 
     board_acc = seed0(args.boards_truth)
     sample: dict[str, float] = {}

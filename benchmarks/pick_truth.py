@@ -17,7 +17,6 @@ the sampled cells, and the paired difference from the first method (same search 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import seed_metadata  # noqa: E402
 
-from distilnas.evaluate.groundtruth import load_truth  # noqa: E402
+from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
 
 RESAMPLES = 2000
 
@@ -39,14 +38,7 @@ def picks(predictions: Path) -> dict[int, Any]:
 
 def truth_of(path: Path) -> dict[str, float]:
     """arch -> mean standalone accuracy over training seeds (runs.jsonl while a build is still running)."""
-    if (path / "table.json").exists():
-        return {a: float(np.mean(v)) for a, v in load_truth(path / "table.json").items()}
-    acc: dict[str, list[float]] = {}
-    for ln in (path / "runs.jsonl").read_text().splitlines():
-        if ln.strip():
-            r = json.loads(ln)
-            acc.setdefault(r["arch"], []).append(float(r["accuracy"]))
-    return {a: float(np.mean(v)) for a, v in acc.items()}
+    return {a: float(np.mean(v)) for a, v in load_truth_dir(path).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from distilnas.evaluate.groundtruth import load_truth
+from distilnas.evaluate.groundtruth import load_truth_dir
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap
 
 RESAMPLES = 2000
@@ -70,15 +70,8 @@ def load_truths(suite: dict[str, Any]) -> dict[str, list[float]]:
     """arch -> per-seed accuracies, merged over the suite's tables (built so far)."""
     out: dict[str, list[float]] = {}
     for d in truth_dirs(suite):
-        if (d / "table.json").exists():
-            out.update(load_truth(d / "table.json"))
-        elif (d / "runs.jsonl").exists():  # a table still being built: its finished runs
-            for line in (d / "runs.jsonl").read_text().splitlines():
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                out.setdefault(r["arch"], []).append(float(r["accuracy"]))
+        if (d / "table.json").exists() or (d / "runs.jsonl").exists():
+            out.update(load_truth_dir(d))
     return out
 
 

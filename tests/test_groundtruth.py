@@ -11,7 +11,8 @@ import pytest
 from distilnas.config import ConfigError, from_dict, to_dict
 from distilnas.data import DataConfig
 from distilnas.evaluate import groundtruth
-from distilnas.evaluate.groundtruth import BenchConfig, aggregate_runs, build_ground_truth, load_truth, sample_archs
+from distilnas.evaluate.groundtruth import (BenchConfig, aggregate_runs, build_ground_truth, load_truth, load_truth_dir,
+                                            sample_archs)
 from distilnas.spaces import NB201Arch, NB201Space, count_flops, count_params
 from distilnas.train.standalone import Recipe, recipe_hash
 
@@ -171,6 +172,21 @@ def test_load_truth_errors(tmp_path):
     q.write_text('{"arch": "a", "accuracy": 1}\n{"arch": "b"}\n')
     with pytest.raises(ValueError, match="line 2"):
         load_truth(q)
+
+
+def test_load_truth_dir_reads_a_finished_or_running_build(tmp_path, built):
+    out, table = built
+    assert load_truth_dir(out) == {a: row["accuracy"] for a, row in table["archs"].items()}
+    first = {a: row["accuracy"][row["seeds"].index(0)] for a, row in table["archs"].items()}
+    assert {a: v[0] for a, v in load_truth_dir(out, seed=0).items()} == first
+    running = tmp_path / "running"
+    running.mkdir()
+    (running / "runs.jsonl").write_text('{"arch": "a", "seed": 1, "accuracy": 3}\n{"arch": "a", "seed": 0, "accuracy": 1}\n'
+                                        '{"arch": "b", "seed": 1, "accuracy": 5}\n{"arch": "b", "se')  # killed mid-line
+    assert load_truth_dir(running) == {"a": [1.0, 3.0], "b": [5.0]}
+    assert load_truth_dir(running, seed=0) == {"a": [1.0]}
+    with pytest.raises(FileNotFoundError, match="bench build"):
+        load_truth_dir(tmp_path / "empty")
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in (Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth").glob("*/bench_config.json")))
