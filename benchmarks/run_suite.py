@@ -29,6 +29,36 @@ Writes OUT/summary.csv (one row per run), OUT/summary.json, the ``--results`` JS
       - {label: spos, config: configs/bench/spos_nb201_fmnist16.yaml}
       - {label: cream-random, config: configs/bench/cream_nb201_fmnist16.yaml,
          overrides: [algorithm.pick=random], compare_to: cream}
+      - label: dna                                                # a steps entry, see below
+        steps:
+          - [train, ARCH, --space, mobilenet, --config, configs/dna/teacher_fmnist16.yaml,
+             --out, "{suite_out}/dna-teacher", threads=1]
+          - [search, configs/dna/dna_mobilenet_fmnist16.yaml, --out, "{out}/block0", algorithm.block=0,
+             "algorithm.teacher={suite_out}/dna-teacher", "seed={seed}"]
+          - ...
+          - [dna-merge, "{out}/block0", ..., --out, "{out}/potentials.json"]
+        scores: [dna-score, "{out}/potentials.json", --archs, "{archs}", --out, "{scores}"]
+
+**Steps entries** rank with a pipeline of commands instead of one supernet: ``steps`` are distilnas commands
+only (a ``distilnas`` subcommand, then its arguments; run as ``python -m distilnas.cli ...``, never through
+a shell), run in order per seed, then ``scores``, the command that writes the run's predictions (JSON
+lines with ``arch`` and ``accuracy`` or ``score``, higher = better). In an argument, ``{out}`` is the run
+directory OUT/<label>/seed<s>, ``{seed}`` the suite seed, ``{suite_out}`` the suite's --out (work shared by
+every seed, such as one teacher), ``{archs}`` the ground-truth architecture file and ``{scores}`` the run's
+gt_scores.jsonl. A step whose ``--out`` lies outside ``{out}`` is shared: it must be a ``search``,
+``train``, ``retrain`` or ``random-search`` (finished when its result.json exists); it runs under a lock
+beside its --out, so a seed that needs it while another trains it waits, and it is trained once. Finished
+steps are recorded in ``{out}/steps.jsonl`` and skipped when rerun (a search or train whose result.json
+exists counts as finished, a killed ``search`` resumes with ``--resume``); the predictions are complete
+once ``scores`` has finished. Their metadata (``seed<s>.result.json``) holds ``train_seconds``, the
+steps' wall seconds summed (a step found finished: its result.json's seconds), ``score_seconds`` and the
+suite's ``scoring`` (the ``scoring`` overrides apply to the ``distilnas score`` of config entries; a
+``scores`` command runs as written). The machinery is ``steps.py``, shared with ``search_quality.py``.
+
+Every entry is checked before anything runs (one of ``config`` or ``steps``, known keys, the config file;
+every step and ``scores`` parsed as ``distilnas`` would, for every seed, placeholders known, ``scores``
+present and writing ``{scores}``): bad input is one line ``run_suite: error: ...`` and exit status 2. A
+failed step ends the suite with ``run_suite: failed: ...`` and status 1 (rerun to continue).
 """
 
 from __future__ import annotations
@@ -47,10 +77,23 @@ from typing import Any
 import numpy as np
 import yaml
 
-from distilnas.evaluate.groundtruth import load_truth_dir
-from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from steps import (  # noqa: E402  (the step machinery, shared with search_quality.py)
+    JobError,
+    SpecError,
+    check_shared,
+    parse_step,
+    run_steps,
+    strings,
+    substitute,
+)
+
+from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
+from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 
 RESAMPLES = 2000
+RUN_KEYS = {"config": ("label", "config", "overrides", "compare_to"),  # an entry has one of config, steps
+            "steps": ("label", "steps", "scores", "compare_to")}
 
 
 def truth_dirs(suite: dict[str, Any]) -> list[Path]:
@@ -132,6 +175,94 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         (predictions / label / f"seed{seed}.result.json").write_text(json.dumps(meta, indent=1) + "\n")
     return {"label": label, "seed": seed, "selected": result.get("arch"), "train_seconds": result.get("train_seconds"),
             "wall_seconds": round(time.time() - t0, 1) if ran else None}
+
+
+def placeholders(out: Path, label: str, seed: int, archs_file: Path) -> dict[str, str]:
+    """What ``{out}``, ``{seed}``, ``{suite_out}``, ``{archs}`` and ``{scores}`` stand for in a steps entry."""
+    run_dir = out / label / f"seed{seed}"
+    return {"out": str(run_dir), "seed": str(seed), "suite_out": str(out), "archs": str(archs_file),
+            "scores": str(run_dir / "gt_scores.jsonl")}
+
+
+def entry_commands(run: dict[str, Any], seed: int, out: Path, archs_file: Path) -> list[list[str]]:
+    """A steps entry's steps and then its ``scores`` command, placeholders replaced (SpecError: unknown)."""
+    values = placeholders(out, run["label"], seed, archs_file)
+    where = f"entry {run['label']}"
+    steps = [substitute([str(a) for a in step], values, f"{where}: steps[{j}]") for j, step in enumerate(run["steps"])]
+    return [*steps, substitute([str(a) for a in run["scores"]], values, f"{where}: scores")]
+
+
+def check_runs(runs: Any, seeds: list[int], out: Path, archs_file: Path) -> None:
+    """Every entry of the suite, checked before anything runs (see the module docstring); SpecError."""
+    if not isinstance(runs, list) or not runs:
+        raise SpecError("runs: expected a non-empty list of entries")
+    labels = []
+    for i, r in enumerate(runs):
+        if not isinstance(r, dict) or not isinstance(r.get("label"), str) or not r["label"] or "/" in r["label"]:
+            raise SpecError(f"runs[{i}]: expected a mapping with a label (a name) and one of {', '.join(RUN_KEYS)}")
+        where = f"entry {r['label']}"
+        labels.append(r["label"])
+        kinds = [k for k in RUN_KEYS if k in r]
+        if len(kinds) != 1:
+            raise SpecError(f"{where}: needs exactly one of {', '.join(RUN_KEYS)}, got {', '.join(kinds) or 'none'}")
+        kind = kinds[0]
+        unknown = sorted(set(r) - set(RUN_KEYS[kind]))
+        if unknown:
+            raise SpecError(f"{where}: unknown key {unknown[0]!r} for a {kind} entry (allowed: "
+                            f"{', '.join(RUN_KEYS[kind])})")
+        if kind == "config":
+            if not isinstance(r["config"], str) or not Path(r["config"]).is_file():
+                raise SpecError(f"{where}: config file {r['config']!r} not found")
+            strings(r.get("overrides", []), f"{where}: overrides", key_value=True)
+            continue
+        if not isinstance(r["steps"], list) or not r["steps"]:
+            raise SpecError(f"{where}: steps must be a non-empty list of [subcommand, arg, ...]")
+        for j, step in enumerate(r["steps"]):
+            strings(step, f"{where}: steps[{j}]")
+        if "scores" not in r:
+            raise SpecError(f"{where}: a steps entry needs scores: the command that writes the predictions to "
+                            f"{{scores}} (e.g. [dna-score, POTENTIALS, --archs, \"{{archs}}\", --out, \"{{scores}}\"])")
+        strings(r["scores"], f"{where}: scores")
+        for seed in seeds:
+            run_dir = out / r["label"] / f"seed{seed}"
+            cmds = entry_commands(r, seed, out, archs_file)
+            for j, argv in enumerate(cmds):
+                w = f"{where}: steps[{j}]" if j < len(cmds) - 1 else f"{where}: scores"
+                check_shared(argv, parse_step(argv, w), run_dir, w)
+        if not any("{scores}" in str(a) for a in r["scores"]):
+            raise SpecError(f"{where}: scores must write the predictions to {{scores}} (e.g. --out, \"{{scores}}\")")
+    dup = next((lab for lab in labels if labels.count(lab) > 1), None)
+    if dup:
+        raise SpecError(f"runs: label {dup!r} appears twice")
+
+
+def run_steps_one(run: dict[str, Any], seed: int, out: Path, archs_file: Path, predictions: Path | None,
+                  scoring: list[str] = ()) -> dict[str, Any]:
+    """A steps entry for one seed: its steps not yet finished, then its ``scores`` (unless finished), the
+    predictions copied as :func:`run_one` does. Committed predictions are not redone, as there."""
+    label, scoring = run["label"], list(scoring)
+    meta = _committed(predictions, label, seed, scoring)
+    if meta is not None:
+        return {"label": label, "seed": seed, "selected": None, "train_seconds": meta.get("train_seconds"),
+                "wall_seconds": None}
+    run_dir = out / label / f"seed{seed}"
+    scores = run_dir / "gt_scores.jsonl"
+    cmds = entry_commands(run, seed, out, archs_file)
+    t0 = time.time()
+    done = run_steps(cmds, run_dir, label, f"entry {label} seed {seed}", log=out / label / f"seed{seed}.log",
+                     record=run_dir / "steps.jsonl", needs={len(cmds) - 1: scores}, share=True)
+    if not scores.exists():
+        raise JobError(f"entry {label} seed {seed}: scores finished without writing {scores}")
+    train_seconds = round(sum(float(d.seconds or 0) for d in done[:-1]), 1)
+    if predictions is not None:
+        dst = predictions / label / f"seed{seed}.jsonl"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(scores, dst)
+        meta = {"train_seconds": train_seconds, "train_seconds_from": "wall seconds of the steps, summed",
+                "score_seconds": done[-1].seconds, "commands": cmds, "scoring": scoring}
+        (predictions / label / f"seed{seed}.result.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return {"label": label, "seed": seed, "selected": None, "train_seconds": train_seconds,
+            "wall_seconds": round(time.time() - t0, 1) if any(d.ran for d in done) else None}
 
 
 def seed_metadata(predictions: Path, key: str, tool: str) -> dict[int, Any]:
@@ -293,8 +424,8 @@ def render_table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [head, *rows])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="run_suite", description=__doc__.splitlines()[0])
     ap.add_argument("suite")
     ap.add_argument("--out", required=True, help="run directories (searches, logs, summary)")
     ap.add_argument("--parallel", type=int, default=1, help="searches at a time (one torch thread each)")
@@ -304,11 +435,17 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true", help="train nothing: summarise the predictions so far")
     ap.add_argument("--results", default=None, help="write the results JSON here (default: the suite's 'results')")
     ap.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap rounds")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     suite = yaml.safe_load(Path(args.suite).read_text())
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(suite["seeds"])
+    archs_file = out / "truth_archs.txt"
+    try:
+        check_runs(suite.get("runs"), seeds, out, archs_file)
+    except SpecError as e:
+        print(f"run_suite: error: {e}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(",")) if args.only else None
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
     labels = [r["label"] for r in runs]
@@ -316,13 +453,21 @@ def main() -> None:
     scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
     if not args.summary_only:
-        archs_file = out / "truth_archs.txt"
         archs_file.write_text("\n".join(all_archs(suite)) + "\n")
         for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
             run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
-        jobs = [(r["label"], r["config"], list(r.get("overrides", [])), s) for s in seeds for r in runs]
-        with ThreadPoolExecutor(args.parallel) as pool:
-            rows = list(pool.map(lambda j: run_one(*j, out, archs_file, predictions, scoring), jobs))
+        def job(r: dict[str, Any], s: int) -> dict[str, Any]:
+            if "steps" in r:
+                return run_steps_one(r, s, out, archs_file, predictions, scoring)
+            return run_one(r["label"], r["config"], list(r.get("overrides", [])), s, out, archs_file, predictions,
+                           scoring)
+
+        try:
+            with ThreadPoolExecutor(args.parallel) as pool:
+                rows = list(pool.map(lambda j: job(*j), [(r, s) for s in seeds for r in runs]))
+        except (JobError, SpecError) as e:  # SpecError: a step's config changed since the check
+            print(f"run_suite: failed: {e}", file=sys.stderr)
+            return 1
         with open(out / "summary.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
@@ -335,6 +480,7 @@ def main() -> None:
         Path(target).write_text(json.dumps(results_json(summary), indent=1) + "\n")
     write_figures(suite, summary)
     print_table(summary, args.markdown)
+    return 0
 
 
 def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -362,4 +508,4 @@ def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -44,23 +44,19 @@ bad input is one line ``search_quality: error: ...`` and exit status 2. A failed
 the repository root). ``--only`` limits what runs; the table and results always cover every entry.
 
 Writes ``DIR/summary.json`` and the ``--results`` JSON (default: the spec's ``results``), and prints a
-table (``--markdown``: Markdown). Logs: ``DIR/<label>/<step>.log``.
+table (``--markdown``: Markdown). Logs: ``DIR/<label>/<step>.log``. The step machinery (checking, running,
+resuming) lives in ``steps.py``, shared with ``run_suite.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import re
-import shlex
 import signal
 import statistics
-import subprocess
+import subprocess  # noqa: F401  (the module steps.py runs commands with; tests replace its Popen here)
 import sys
-import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,30 +64,30 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import render_table  # noqa: E402
+from steps import (  # noqa: E402  (the step machinery, shared with run_suite.py)
+    EXE,
+    JobError,
+    SpecError,
+    allow_commands,
+    check_config,
+    parse_step,
+    read_json,
+    read_records,
+    run_command,
+    run_steps,
+    stop_all,
+    strings,
+)
+from steps import as_spec_error as _as_spec_error  # noqa: E402
+from steps import make_space as _space  # noqa: E402
 
-from distilnas.arch import ArchError  # noqa: E402
-from distilnas.config import ConfigError, apply_overrides, from_dict, load_yaml  # noqa: E402
+from distilnas.config import apply_overrides, from_dict, load_yaml  # noqa: E402
 from distilnas.fileio import LockedError, run_lock  # noqa: E402
-from distilnas.registry import RegistryError  # noqa: E402
-from distilnas.spaces import build_space_config, create_space  # noqa: E402
 
 SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "entries")
 WAYS = ("search", "random_search", "steps", "arch", "hand")  # exactly one per entry
 EXTRA_KEYS = {"search": ("overrides",), "random_search": ("overrides",), "steps": ("pick",), "arch": (), "hand": ()}
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-DONE_WHEN_RESULT = ("search", "train", "retrain", "random-search")  # steps whose --out/result.json means done
-EXE = [sys.executable, "-m", "distilnas.cli"]
-_SPEC_ERRORS = (ConfigError, ArchError, RegistryError, ValueError, TypeError, OSError)
-
-
-class SpecError(Exception):
-    """Bad input in the spec: one line, raised before anything runs."""
-
-
-class JobError(Exception):
-    """A command of one entry failed (its entry stops; the others go on)."""
-
-
 @dataclass
 class Entry:
     """One row of the table: how its architecture is found (``how`` is one of :data:`WAYS`)."""
@@ -128,93 +124,15 @@ def _number(value: Any, where: str) -> float:
     return x
 
 
-def _strings(value: Any, where: str, key_value: bool = False) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise SpecError(f"{where}: expected a list of {'key=value strings' if key_value else 'strings'}, got {value!r}")
-    out = [str(v) for v in value]
-    bad = [v for v in out if key_value and "=" not in v]
-    if bad:
-        raise SpecError(f"{where}: {bad[0]!r} is not key=value")
-    return out
-
-
 def _config_file(path: Any, where: str) -> str:
     if not isinstance(path, str) or not Path(path).is_file():
         raise SpecError(f"{where}: config file {path!r} not found")
     return path
 
 
-@contextlib.contextmanager
-def _as_spec_error(where: str):
-    try:
-        yield
-    except SpecError:
-        raise
-    except _SPEC_ERRORS as e:
-        raise SpecError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
-
-
-def check_config(command: str, path: str, overrides: list[str], where: str) -> None:
-    """The config of a ``search`` or ``random_search`` with its overrides, resolved as the command will
-    (options, ranges, the space; no data is loaded); SpecError naming the problem."""
-    with _as_spec_error(where):
-        data = apply_overrides(load_yaml(path), overrides)
-        if command == "search":
-            from distilnas.train.loop import resolve_config
-
-            resolve_config(data)
-        else:
-            from distilnas.train.random_search import RandomSearchConfig
-
-            _space(from_dict(RandomSearchConfig, data).space)
-
-
-def _cli() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The distilnas parser and its subcommands by name (``random-search``, ``dna-merge``, ...)."""
-    from distilnas.cli import build_parser
-
-    parser = build_parser()
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return parser, dict(subs.choices)
-
-
-def parse_step(argv: list[str], where: str) -> argparse.Namespace:
-    """``argv`` (a distilnas subcommand and its arguments) parsed as ``distilnas`` would; SpecError unless
-    the subcommand exists and the arguments parse, and a config file it names exists."""
-    parser, subs = _cli()
-    if not argv or argv[0] not in subs:
-        raise SpecError(f"{where}: {argv[0] if argv else '(empty)'!r} is not a distilnas subcommand; steps run "
-                        f"distilnas commands only ({', '.join(subs)})")
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            args, extra = parser.parse_known_args(argv)
-    except SystemExit:
-        lines = err.getvalue().strip().splitlines()
-        raise SpecError(f"{where}: {lines[-1] if lines else 'asks for help'}") from None
-    stray = [e for e in extra if e.startswith("-") or "=" not in e]
-    if stray or (extra and not hasattr(args, "overrides")):
-        raise SpecError(f"{where}: unrecognized arguments: {' '.join(stray or extra)}")
-    overrides = [*getattr(args, "overrides", []), *extra]
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise SpecError(f"{where}: override {bad[0]!r} is not key=value")
-    cfg = getattr(args, "config", None)
-    if isinstance(cfg, str) and not Path(cfg).is_file():
-        raise SpecError(f"{where}: config file {cfg!r} not found")
-    if argv[0] in ("search", "random-search"):
-        check_config(argv[0].replace("-", "_"), cfg, overrides, where)
-    return args
-
-
 def step_argv(entry: Entry, entry_dir: Path) -> list[list[str]]:
     """The entry's steps with ``{out}`` replaced by its directory (plain replacement, no formatting)."""
     return [[a.replace("{out}", str(entry_dir)) for a in step] for step in entry.source]
-
-
-def _space(options: dict[str, Any]):
-    name = str(options.get("name", ""))
-    return create_space(name, build_space_config(name, dict(options)))
 
 
 def _hand_arch(options: dict[str, Any], hand: Any, where: str) -> str:
@@ -253,13 +171,13 @@ def _entry(raw: Any, i: int, spec_space: dict[str, Any], search_seed: int) -> En
     e = Entry(label, how, raw[how])
     if how in ("search", "random_search"):
         e.source = _config_file(raw[how], where)
-        e.overrides = _strings(raw.get("overrides", []), f"{where}: overrides", key_value=True)
+        e.overrides = strings(raw.get("overrides", []), f"{where}: overrides", key_value=True)
         check_config(how, e.source, [f"seed={search_seed}", *e.overrides], where)
     elif how == "steps":
         steps = raw["steps"]
         if not isinstance(steps, list) or not steps:
             raise SpecError(f"{where}: steps must be a non-empty list of [subcommand, arg, ...]")
-        e.source = [_strings(s, f"{where}: steps[{j}]") for j, s in enumerate(steps)]
+        e.source = [strings(s, f"{where}: steps[{j}]") for j, s in enumerate(steps)]
         if not isinstance(raw.get("pick"), str) or not raw["pick"]:
             raise SpecError(f"{where}: a steps entry needs pick: the JSON file (with an 'arch') to retrain")
         e.pick = raw["pick"]
@@ -290,7 +208,7 @@ def load_spec(path: str | Path, entry_root: Path) -> Spec:
         if key not in raw:
             raise SpecError(f"{path}: missing key {key!r}")
     retrain = _config_file(raw["retrain"], "retrain")
-    retrain_overrides = _strings(raw.get("retrain_overrides", []), "retrain_overrides", key_value=True)
+    retrain_overrides = strings(raw.get("retrain_overrides", []), "retrain_overrides", key_value=True)
     seeds = raw["seeds"]
     if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
@@ -330,84 +248,10 @@ def load_spec(path: str | Path, entry_root: Path) -> Spec:
     return Spec(retrain, retrain_overrides, list(seeds), search_seed, raw.get("results"), rng, spec_space, entries)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Running: one command at a time per job, its output in a log
-_ACTIVE: set[subprocess.Popen[bytes]] = set()  # running commands, stopped when the script is interrupted
-_ACTIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()
-
-
-def _run(cmd: list[str], log: Path, label: str) -> float:
-    """Run ``cmd`` with its output appended to ``log``; its wall seconds. JobError when it fails."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    with open(log, "a") as f:
-        f.write(shlex.join(cmd) + "\n")
-        f.flush()
-        with _ACTIVE_LOCK:
-            if _STOPPING.is_set():
-                raise JobError(f"entry {label}: not started (interrupted)")
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-            _ACTIVE.add(proc)
-        try:
-            rc = proc.wait()
-        finally:
-            with _ACTIVE_LOCK:
-                _ACTIVE.discard(proc)
-    if rc != 0:
-        raise JobError(f"entry {label}: 'distilnas {' '.join(cmd[3:5])} ...' failed with exit status {rc}; "
-                       f"see {log}")
-    return round(time.time() - t0, 1)
-
-
-def _stop_all() -> None:
-    """SIGTERM to every running command (each keeps what it finished and exits) and wait for them."""
-    with _ACTIVE_LOCK:
-        _STOPPING.set()
-        procs = list(_ACTIVE)
-    for proc in procs:
-        with contextlib.suppress(OSError):
-            proc.terminate()
-    for proc in procs:
-        proc.wait()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            out.append(json.loads(line))
-    return out
-
-
 def _run_steps(e: Entry, spec: Spec, out: Path) -> None:
     """Run the steps not yet finished, in order, recording each finished one in steps.jsonl."""
     d = out / e.label
-    record = d / "steps.jsonl"
-    for j, argv in enumerate(step_argv(e, d)):
-        if any(r.get("step") == j and r.get("argv") == argv for r in _records(record)):
-            continue
-        args = parse_step(argv, f"entry {e.label}: steps[{j}]")
-        run_dir = Path(args.out) if argv[0] in DONE_WHEN_RESULT and getattr(args, "out", None) else None
-        done = _read_json(run_dir / "result.json") if run_dir else None
-        if done is not None:  # finished, not recorded (killed in between)
-            seconds = (done.get("train_seconds") or 0) + (done.get("score_seconds") or 0) or done.get("seconds")
-        else:
-            resume = ["--resume"] if argv[0] == "search" and run_dir and (run_dir / "checkpoint.pt").exists() else []
-            seconds = _run([*EXE, argv[0], *resume, *argv[1:]], d / "steps.log", e.label)
-        d.mkdir(parents=True, exist_ok=True)
-        with open(record, "a") as f:
-            f.write(json.dumps({"step": j, "argv": argv, "seconds": seconds}) + "\n")
+    run_steps(step_argv(e, d), d, e.label, f"entry {e.label}", log=d / "steps.log", record=d / "steps.jsonl")
 
 
 def pick_target(e: Entry, out: Path) -> Path | None:
@@ -438,8 +282,8 @@ def find_pick(e: Entry, spec: Spec, out: Path) -> Path | None:
                    "train.threads=1", *e.overrides]
         else:  # random-search resumes from its runs.jsonl by itself
             cmd = [*EXE, "random-search", e.source, "--out", str(run_dir), f"seed={spec.search_seed}", *e.overrides]
-        _run(cmd, d / f"{e.how}.log", e.label)
-    pick = _read_json(target)
+        run_command(cmd, d / f"{e.how}.log", e.label)
+    pick = read_json(target)
     if pick is None or not pick.get("arch"):
         raise JobError(f"entry {e.label}: {target} is {'missing' if pick is None else 'without an arch'}; "
                        f"it should hold the architecture to retrain")
@@ -455,14 +299,14 @@ def retrain_one(e: Entry, pick: Path | None, seed: int, spec: Spec, out: Path) -
         target, space = e.arch, [f"space.{k}={json.dumps(v)}" for k, v in spec.space.items()]
     else:
         target, space = str(pick), []
-    _run([*EXE, "retrain", target, "--config", spec.retrain, "--out", str(run_dir), f"seed={seed}", "threads=1",
-          *space, *spec.retrain_overrides], out / e.label / f"retrain_seed{seed}.log", e.label)
+    run_command([*EXE, "retrain", target, "--config", spec.retrain, "--out", str(run_dir), f"seed={seed}",
+                 "threads=1", *space, *spec.retrain_overrides], out / e.label / f"retrain_seed{seed}.log", e.label)
 
 
 def run_all(entries: list[Entry], spec: Spec, out: Path, parallel: int) -> list[str]:
     """Every entry's pick, then its retrainings, ``parallel`` commands at a time; the failures."""
     failures: list[str] = []
-    _STOPPING.clear()
+    allow_commands()
     pool = ThreadPoolExecutor(max(1, parallel))
     try:
         pending: dict[Future[Any], tuple[Entry, int | None]] = {
@@ -480,7 +324,7 @@ def run_all(entries: list[Entry], spec: Spec, out: Path, parallel: int) -> list[
                     for s in spec.seeds:
                         pending[pool.submit(retrain_one, e, pick, s, spec, out)] = (e, s)
     except KeyboardInterrupt:  # Ctrl-C or kill: queued commands never start, running ones stop cleanly
-        _stop_all()
+        stop_all()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -495,11 +339,11 @@ def _search_cost(e: Entry, out: Path) -> tuple[float | None, str | None]:
     if target is None:
         return None, None
     if e.how == "steps":
-        recs = {r["step"]: r for r in _records(out / e.label / "steps.jsonl") if isinstance(r.get("step"), int)}
+        recs = {r["step"]: r for r in read_records(out / e.label / "steps.jsonl") if isinstance(r.get("step"), int)}
         if len(recs) < len(e.source) or not target.exists():
             return None, None
         return round(sum(float(r.get("seconds") or 0) for r in recs.values()), 1), "wall seconds of the steps, summed"
-    r = _read_json(target)
+    r = read_json(target)
     if r is None:
         return None, None
     if e.how == "search":
@@ -510,14 +354,14 @@ def _search_cost(e: Entry, out: Path) -> tuple[float | None, str | None]:
 
 def retrained(e: Entry, spec: Spec, out: Path) -> dict[int, dict[str, Any]]:
     """seed -> the result.json of the entry's finished retrainings."""
-    runs = {s: _read_json(out / e.label / f"retrain_seed{s}" / "result.json") for s in spec.seeds}
+    runs = {s: read_json(out / e.label / f"retrain_seed{s}" / "result.json") for s in spec.seeds}
     return {s: r for s, r in runs.items() if r is not None and r.get("test_accuracy") is not None}
 
 
 def entry_summary(e: Entry, spec: Spec, out: Path) -> dict[str, Any]:
     """The entry's row: pick, costs, and per-seed retrained accuracies (what exists so far)."""
     target = pick_target(e, out)
-    pick = _read_json(target) if target is not None else None
+    pick = read_json(target) if target is not None else None
     arch = e.arch or (pick or {}).get("arch")
     runs = retrained(e, spec, out)
     if runs:  # the network that was trained

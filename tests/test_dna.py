@@ -18,13 +18,13 @@ import yaml
 
 from distilnas.algorithms import ALGORITHMS, path_rng
 from distilnas.algorithms.dna import (
-    DNA, BlockCandidate, DNABlock, ErrorMeter, TargetStats, TeacherFeatures, feature_errors,
+    DNA, DNABlock, ErrorMeter, TargetStats, TeacherFeatures, feature_errors,
 )
 from distilnas.arch import ArchError
 from distilnas.cli import main
 from distilnas.config import ConfigError, from_dict
 from distilnas.spaces import build_space_config
-from distilnas.data import DataConfig, load_dataset
+from distilnas.data import load_dataset
 from distilnas.search.blocks import dna_scores, merge_blocks
 from distilnas.search import Potentials, PotentialsError, load_potentials
 from distilnas.spaces import create_space

@@ -229,3 +229,197 @@ def test_pick_truth_compares_picks_paired_by_search_seed(tmp_path, capsys):
     assert "spos: 82.00%" in out and "over 3 search seeds (sd 2.00)" in out
     assert "cream: 83.00%" in out and "vs spos +1.00 [+1.00, +1.00] over 3 paired seeds: better" in out
     assert "(sd 2.00), percentile 60" in out and "percentile 65; vs spos" in out  # among cells at 70.0, 70.2, ..., 89.8%
+
+
+# -- steps entries (a pipeline of distilnas commands ranks the architectures, e.g. DNA) -----------------------
+class FakeProc:
+    """A stand-in for subprocess.Popen: records the command; ``wait`` does what the command would (``effect``)
+    and exits with 0."""
+
+    def __init__(self, calls: list, effect):
+        self.calls, self.effect = calls, effect
+
+    def __call__(self, cmd, **kwargs):
+        self.calls.append(cmd)
+        proc = FakeProc(self.calls, self.effect)
+        proc.cmd = cmd
+        return proc
+
+    def wait(self):
+        self.effect(self.cmd)
+        return 0
+
+
+def fake_distilnas(cmd):
+    """What the steps' commands leave behind: result.json (train, search), potentials (dna-merge), scores
+    (dna-score: the truth's order plus a little noise, per search seed)."""
+    import time
+
+    sub, argv = cmd[3], cmd[4:]
+    out = Path(argv[argv.index("--out") + 1])
+    if sub in ("train", "search"):
+        time.sleep(0.3 if sub == "train" else 0)  # a teacher takes a while: another seed must wait for it
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps({"arch": "x", "seconds": 5.0} if sub == "train" else
+                                                    {"arch": "x", "train_seconds": 2.0, "score_seconds": 1.0}))
+    elif sub == "dna-merge":
+        out.write_text("{}")
+    elif sub == "dna-score":
+        seed = int(out.parent.name.removeprefix("seed"))
+        rng = np.random.default_rng(seed)
+        archs = Path(argv[argv.index("--archs") + 1]).read_text().split()
+        out.write_text("".join(json.dumps({"arch": a, "score": int(a[1:]) + rng.normal(scale=2.0)}) + "\n"
+                               for a in archs))
+
+
+def _steps_suite(tmp_path, search_dict, steps=None, scores=None, **entry):
+    """A suite with one steps entry (teacher shared by the seeds, two block searches, merge, dna-score)
+    ranking 24 ground-truth architectures; its path, and the truth's quality per architecture."""
+    import yaml
+
+    archs = [f"a{i}" for i in range(24)]
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "archs.txt").write_text("\n".join(archs) + "\n")
+    (truth / "table.json").write_text(json.dumps({"archs": {a: {"accuracy": [i, i + 0.5]} for i, a in enumerate(archs)}}))
+    (tmp_path / "split.json").write_text(json.dumps({"tuning": archs[::2], "report": archs[1::2]}))
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(search_dict))
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump({"recipe": {"epochs": 1}}))
+    search = str(tmp_path / "search.yaml")
+    if steps is None:
+        steps = [["train", "k3e6", "--space", "mobilenet", "--config", str(tmp_path / "teacher.yaml"), "--out",
+                  "{suite_out}/teacher", "threads=1"],
+                 ["search", search, "--out", "{out}/block0", "algorithm.name=spos", "seed={seed}"],
+                 ["search", search, "--out", "{out}/block1", "seed={seed}"],
+                 ["dna-merge", "{out}/block0", "{out}/block1", "--out", "{out}/potentials.json"]]
+    if scores is None:
+        scores = ["dna-score", "{out}/potentials.json", "--archs", "{archs}", "--out", "{scores}"]
+    run = {"label": "dna", "steps": steps, **({"scores": scores} if scores else {}), **entry}
+    suite = {"truth": [str(truth)], "split": str(tmp_path / "split.json"), "predictions": str(tmp_path / "pred"),
+             "scoring": ["score.val_size=10"], "seeds": [0, 1], "runs": [run]}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path, suite
+
+
+def _records(path):
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def test_steps_entry_runs_once_shares_the_teacher_and_is_summarized(tmp_path, search_dict, monkeypatch):
+    import subprocess
+    import sys
+
+    rs = _suite_module()
+    monkeypatch.setattr(sys.modules["steps"], "WAIT_SECONDS", 0.05)
+    path, suite = _steps_suite(tmp_path, search_dict)
+    out, calls = tmp_path / "out", []
+    monkeypatch.setattr(subprocess, "Popen", FakeProc(calls, fake_distilnas))
+    assert rs.main([str(path), "--out", str(out), "--parallel", "2", "--resamples", "50"]) == 0
+    # the shared teacher trained once (the other seed waited for it), every other command once per seed
+    assert [c[3] for c in calls].count("train") == 1
+    assert sorted(c[3] for c in calls if c[3] != "train") == sorted(["search", "search", "dna-merge", "dna-score"] * 2)
+    exe = [sys.executable, "-m", "distilnas.cli"]
+    for s in (0, 1):  # placeholders: {out}, {seed}, {suite_out}, {archs}, {scores}
+        d = out / "dna" / f"seed{s}"
+        assert [*exe, "search", str(tmp_path / "search.yaml"), "--out", str(d / "block0"), "algorithm.name=spos",
+                f"seed={s}"] in calls
+        assert [*exe, "dna-score", str(d / "potentials.json"), "--archs", str(out / "truth_archs.txt"), "--out",
+                str(d / "gt_scores.jsonl")] in calls
+        recs = _records(d / "steps.jsonl")
+        assert [r["step"] for r in recs] == [0, 1, 2, 3, 4] and recs[0]["argv"][-2:] == [str(out / "teacher"), "threads=1"]
+        meta = json.loads((tmp_path / "pred" / "dna" / f"seed{s}.result.json").read_text())
+        assert meta["scoring"] == ["score.val_size=10"]
+        assert meta["train_seconds"] == pytest.approx(sum(r["seconds"] for r in recs[:4]), abs=0.05)
+        assert (tmp_path / "pred" / "dna" / f"seed{s}.jsonl").read_text() == (d / "gt_scores.jsonl").read_text()
+    assert 5.0 in [_records(out / "dna" / f"seed{s}" / "steps.jsonl")[0]["seconds"] for s in (0, 1)]  # the waiter's
+    assert not (out / "teacher.lock").exists()
+    # the predictions are what summarize reads, like a search entry's
+    summary = rs.summarize(suite, ["dna"], [0, 1], tmp_path / "pred", resamples=50)
+    assert summary["status"] == "complete" and summary["seeds"] == [0, 1]
+    dna = summary["halves"]["report"]["entries"]["dna"]
+    assert dna["seeds"] == [0, 1] and dna["mean"] > 0.5
+    assert json.loads((out / "summary.json").read_text())["halves"]["report"]["entries"]["dna"]["tau"] == dna["tau"]
+    calls.clear()
+    assert rs.main([str(path), "--out", str(out), "--resamples", "50"]) == 0 and calls == []  # nothing runs again
+
+
+def test_killed_steps_entry_resumes(tmp_path, search_dict, monkeypatch):
+    """A steps.jsonl with only the first steps (killed during the second search): the rest runs, the killed
+    search with --resume; a finished, recorded entry without predictions is only copied; lost scores rerun."""
+    import subprocess
+    import sys
+
+    rs = _suite_module()
+    path, _ = _steps_suite(tmp_path, search_dict)
+    out, calls = tmp_path / "out", []
+    d = out / "dna" / "seed0"
+    fake_distilnas([*"xyz", "train", "--out", str(out / "teacher")])
+    fake_distilnas([*"xyz", "search", "--out", str(d / "block0")])
+    (d / "block1").mkdir()
+    (d / "block1" / "checkpoint.pt").write_bytes(b"")
+    cmds = rs.entry_commands(yaml_load(path)["runs"][0], 0, out, out / "truth_archs.txt")
+    (d / "steps.jsonl").write_text("".join(json.dumps({"step": j, "argv": cmds[j], "seconds": sec}) + "\n"
+                                           for j, sec in ((0, 100.0), (1, 200.0))))
+    monkeypatch.setattr(subprocess, "Popen", FakeProc(calls, fake_distilnas))
+    assert rs.main([str(path), "--out", str(out), "--seeds", "0", "--resamples", "50"]) == 0
+    exe = [sys.executable, "-m", "distilnas.cli"]
+    assert calls == [[*exe, "search", "--resume", *cmds[2][1:]], [*exe, *cmds[3]], [*exe, *cmds[4]]]
+    meta = json.loads((tmp_path / "pred" / "dna" / "seed0.result.json").read_text())
+    assert meta["train_seconds"] == pytest.approx(300.0, abs=0.2) and meta["commands"] == cmds
+    # predictions lost (not committed), run directory finished: nothing runs, the scores are copied again
+    for f in (tmp_path / "pred" / "dna").iterdir():
+        f.unlink()
+    calls.clear()
+    assert rs.main([str(path), "--out", str(out), "--seeds", "0", "--resamples", "50"]) == 0 and calls == []
+    assert (tmp_path / "pred" / "dna" / "seed0.jsonl").exists()
+    # scores recorded but gone (or never written in full): only the scores command runs again
+    for f in (tmp_path / "pred" / "dna").iterdir():
+        f.unlink()
+    (d / "gt_scores.jsonl").unlink()
+    assert rs.main([str(path), "--out", str(out), "--seeds", "0", "--resamples", "50"]) == 0
+    assert calls == [[*exe, *cmds[4]]] and (tmp_path / "pred" / "dna" / "seed0.jsonl").exists()
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"steps": [["bash", "-c", "touch pwned"]]}, "entry dna: steps\\[0\\]: 'bash' is not a distilnas subcommand"),
+    ({"steps": [["search", "no.yaml", "--out", "{out}/b"]]}, "steps\\[0\\]: config file 'no.yaml' not found"),
+    ({"steps": [["dna-merge", "{outdir}/b", "--out", "{out}/p.json"]]},
+     "steps\\[0\\]: unknown placeholder \\{outdir\\} in '\\{outdir\\}/b'"),
+    ({"scores": ["dna-score", "{out}/p.json", "--archs", "{archs}", "--out", "{score}"]},
+     "scores: unknown placeholder \\{score\\}"),
+    ({"scores": []}, "entry dna: a steps entry needs scores"),
+    ({"scores": ["dna-score", "{out}/p.json", "--archs", "{archs}", "--out", "{out}/s.jsonl"]},
+     "scores must write the predictions to \\{scores\\}"),
+    ({"scores": ["dna-score", "{out}/p.json", "--archs", "{archs}", "--outt", "{scores}"]},
+     "scores: distilnas dna-score: error: .*required: --out"),
+    ({"steps": [["dna-merge", "{out}/b", "--out", "{suite_out}/p.json"]]},
+     "steps\\[0\\]: --out .*p.json is outside the run directory .*only search, train, retrain, random-search"),
+    ({"config": "x.yaml"}, "entry dna: needs exactly one of config, steps, got config, steps"),
+    ({"pick": "{out}/r.json"}, "entry dna: unknown key 'pick' for a steps entry"),
+])
+def test_bad_steps_entries_are_one_line_before_anything_runs(tmp_path, search_dict, monkeypatch, capsys, change,
+                                                             message):
+    import re
+    import subprocess
+
+    rs = _suite_module()
+    entry = {k: v for k, v in change.items() if k not in ("steps", "scores")}
+    path, _ = _steps_suite(tmp_path, search_dict, steps=change.get("steps"), scores=change.get("scores"), **entry)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"a command ran: {args[0]}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    assert rs.main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("run_suite: error: "), err
+    assert re.search(message, err[0]), err[0]
+    assert not (tmp_path / "out").exists()
