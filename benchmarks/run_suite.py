@@ -96,6 +96,39 @@ RUN_KEYS = {"config": ("label", "config", "overrides", "compare_to"),  # an entr
             "steps": ("label", "steps", "scores", "compare_to")}
 
 
+SUITE_KEYS = ("truth", "split", "predictions", "results", "scoring", "baseline", "seeds", "proxies", "proxy_space",
+              "proxy_overrides", "runs", "compare", "figure", "budget", "budget_figure")
+
+
+def load_suite(path: str, seeds_arg: str = "") -> tuple[dict[str, Any], list[int]]:
+    """The suite file and its seeds (``--seeds`` wins), checked at the top level; SpecError names the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"suite file {path} not found (the suites are in benchmarks/suites/)")
+    try:
+        suite = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(suite, dict):
+        raise SpecError(f"{path}: expected a mapping of suite keys ({', '.join(SUITE_KEYS)})")
+    unknown = sorted(set(suite) - set(SUITE_KEYS))
+    if unknown:
+        raise SpecError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(SUITE_KEYS)})")
+    for key in ("truth", "runs"):
+        if key not in suite:
+            raise SpecError(f"{path}: missing key {key!r}")
+    for d in truth_dirs(suite):
+        if not d.is_dir():
+            raise SpecError(f"{path}: ground-truth folder {d} not found (build it with distilnas bench build)")
+    try:
+        seeds = [int(s) for s in seeds_arg.split(",")] if seeds_arg else [int(s) for s in suite.get("seeds", [])]
+    except (TypeError, ValueError):
+        raise SpecError(f"seeds must be whole numbers, got {seeds_arg or suite.get('seeds')!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise SpecError(f"seeds: expected non-negative whole numbers, got {seeds}")
+    return suite, seeds
+
+
 def truth_dirs(suite: dict[str, Any]) -> list[Path]:
     t = suite["truth"]
     return [Path(p) for p in ([t] if isinstance(t, str) else t)]
@@ -436,11 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, help="write the results JSON here (default: the suite's 'results')")
     ap.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap rounds")
     args = ap.parse_args(argv)
-    suite = yaml.safe_load(Path(args.suite).read_text())
     out = Path(args.out)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(suite["seeds"])
     archs_file = out / "truth_archs.txt"
     try:
+        suite, seeds = load_suite(args.suite, args.seeds)
         check_runs(suite.get("runs"), seeds, out, archs_file)
     except SpecError as e:
         print(f"run_suite: error: {e}", file=sys.stderr)

@@ -423,3 +423,29 @@ def test_bad_steps_entries_are_one_line_before_anything_runs(tmp_path, search_di
     assert len(err) == 1 and err[0].startswith("run_suite: error: "), err
     assert re.search(message, err[0]), err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text,message", [
+    (None, "suite file .* not found"),
+    ("seeds: [0\n", "is not valid YAML"),
+    ("- a\n- b\n", "expected a mapping of suite keys"),
+    ("truth: [gt]\nruns: []\ntruht: x\n", "unknown key 'truht'"),
+    ("truth: [gt]\n", "missing key 'runs'"),
+    ("truth: [nowhere]\nruns: []\n", "ground-truth folder nowhere not found"),
+    ("truth: [gt]\nseeds: [0, -1]\nruns: []\n", "non-negative"),
+    ("truth: [gt]\nseeds: [zero]\nruns: []\n", "whole numbers"),
+])
+def test_bad_suite_files_are_one_line(tmp_path, monkeypatch, capsys, text, message):
+    import re
+
+    rs = _suite_module()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gt").mkdir()
+    path = tmp_path / "suite.yaml"
+    if text is not None:
+        path.write_text(text)
+    assert rs.main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("run_suite: error: "), err
+    assert re.search(message, err[0]), err[0]
+    assert not (tmp_path / "out").exists()
