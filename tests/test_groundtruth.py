@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from distilnas.config import ConfigError, from_dict, to_dict
 from distilnas.data import DataConfig
@@ -136,6 +137,43 @@ def test_sample_flops_spread_keeps_nb201_filters():
     assert len({a.isomorphism_key() for a in parsed}) == 10
     with pytest.raises(Exception, match="sample"):
         from_dict(BenchConfig, {"sample": "stratified"})
+
+
+def test_holdout_is_test_plus_the_unused_training_images():
+    from distilnas.data import load_dataset, load_holdout
+
+    cfg = DataConfig(name="synthetic", val_size=100, train_size=64, test_size=50)
+    data = load_dataset(cfg)
+    hx, hy = load_holdout(cfg)
+    assert len(hx) == len(hy) == 50 + (2000 - 100 - 64)  # synthetic: 2000 training-file images
+    assert torch.equal(hx[:50], data.test_x) and torch.equal(hy[:50], data.test_y)
+    seen = {t.numpy().tobytes() for t in torch.cat([data.train_x, data.val_x])}
+    assert not any(t.numpy().tobytes() in seen for t in hx[50:])  # never trained on, never validated on
+    full = DataConfig(name="synthetic", val_size=100, test_size=50)  # the whole file trains: holdout = test
+    assert torch.equal(load_holdout(full)[0], load_dataset(full).test_x)
+
+
+def test_holdout_ground_truth_records_both_accuracies(tmp_path):
+    import dataclasses
+
+    from distilnas.data import load_dataset, load_holdout
+    from distilnas.evaluate.groundtruth import _space
+    from distilnas.train.standalone import train_standalone
+
+    cfg = dataclasses.replace(tiny_bench(eval_split="holdout"), num_archs=1, seeds=[0])
+    table = build_ground_truth(cfg, tmp_path / "gt", progress=False)
+    run = json.loads((tmp_path / "gt" / "runs.jsonl").read_text().splitlines()[0])
+    arch = next(iter(table["archs"]))
+    assert table["archs"][arch]["accuracy"] == [run["accuracy"]] and "test_accuracy" in run
+    # the same training, evaluated by hand on both splits
+    space = _space(cfg)
+    data = dataclasses.replace(load_dataset(cfg.data), **dict(zip(("holdout_x", "holdout_y"),
+                                                                  load_holdout(cfg.data))))
+    res = train_standalone(space.build(space.parse(arch), seed=0), data, cfg.recipe, seed=0,
+                           eval_sets=("holdout", "test"))
+    assert res["holdout_accuracy"] == pytest.approx(run["accuracy"])
+    assert res["test_accuracy"] == pytest.approx(run["test_accuracy"])
+    assert tiny_bench(eval_split="holdout") != tiny_bench()  # another recipe hash: never mixed with test tables
 
 
 def test_aggregate_runs_orders_by_seed():
