@@ -439,12 +439,13 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
         rows = []
         most = max(len(e["seeds"]) for e in h["entries"].values())
         for lab, e in h["entries"].items():
-            d = next((v | {"ref": k[8:]} for k, v in e.items() if k.startswith("diff_vs_")), None)
-            rows.append([lab, f"{e['mean']:.3f}", f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]",
-                         f"{d['mean']:+.3f} vs {d['ref']}" + (f" ({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})" if len(d["seeds"]) < most
-                                                              else "") if d else "",
-                         f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
-                         ", ".join(f"{v:.3f}" for v in e["tau"])])
+            diffs = [v | {"ref": k[8:]} for k, v in e.items() if k.startswith("diff_vs_")] or [None]
+            for i, d in enumerate(diffs):  # one row per comparison; the entry's own cells on the first only
+                own = [lab, f"{e['mean']:.3f}", f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]"] if i == 0 else [lab, "", ""]
+                seeds = f" ({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})" if d and len(d["seeds"]) < most else ""
+                rows.append([*own, f"{d['mean']:+.3f} vs {d['ref']}{seeds}" if d else "",
+                             f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "", d["verdict"] if d else "",
+                             ", ".join(f"{v:.3f}" for v in e["tau"]) if i == 0 else ""])
         print(render_table(head, rows, markdown))
         print()
 

@@ -358,3 +358,30 @@ def test_an_empty_board_falls_back_to_paths_in_the_flops_range(space):
     cands = algo.candidates(8, random.Random(0))
     assert len(cands) == 8 and len({str(c) for c in cands}) == 8
     assert all(costs[20] <= space.cost(c)["flops"] <= costs[35] for c in cands)
+
+
+def test_cream_without_distillation_trains_exactly_as_spos_with_label_smoothing(tmp_path, search_dict):
+    """The KD ablation's baseline: Cream at a fixed teacher with KD weight 0 (eq. 6 with rho = 0 is the
+    label-smoothed cross-entropy alone) draws the same paths and batches as SPOS, so its weights are SPOS's
+    with Cream's label smoothing, bit for bit (the ablations suite compares cream-top1 with spos-ls). Only
+    BatchNorm's running statistics differ (the teacher's forward passes update them), and scoring
+    recalibrates those."""
+    import copy
+
+    spos = copy.deepcopy(search_dict)
+    spos["train"].update(epochs=3, label_smoothing=0.1)
+    cream = cream_search(copy.deepcopy(search_dict), pick="top1", rho=0.0)
+    cream["train"]["label_smoothing"] = 0.1
+    run_search(resolve_config(spos), tmp_path / "spos", progress=False)
+    run_search(resolve_config(cream), tmp_path / "cream", progress=False)
+    def weights(run):
+        state = load_checkpoint(tmp_path / run / "checkpoint.pt")["model"]
+        return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+    a, b = weights("spos"), weights("cream")
+    assert len(a) > 10 and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    kd = cream_search(copy.deepcopy(search_dict), pick="top1", rho=0.5)  # with KD the weights differ
+    kd["train"]["label_smoothing"] = 0.1
+    run_search(resolve_config(kd), tmp_path / "kd", progress=False)
+    c = weights("kd")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
