@@ -6,13 +6,18 @@
         --run spos=runs/spos-snap --run cream=runs/cream-snap --half tuning \\
         --out benchmarks/results/ranking_over_training.json --figure docs/img/benchmark/ranking_over_training.png
 
+Several seeds of one method: ``--run spos=runs/spos-s0,runs/spos-s1,runs/spos-s2`` (comma-separated run
+directories, one per seed; every label lists its seeds in the same order, so seed k of one label pairs with
+seed k of another).
+
 The suite file supplies the ground truth and the tuning/report split. Every snapshot
 (``RUN/snapshots/epochE.pt``, written by ``train.snapshot_every``) and the final ``checkpoint.pt`` scores the
 half's architectures with ``distilnas score`` (``--scoring`` overrides; kept as
 ``RUN/snapshots/epochE.<half>.jsonl``, so a rerun scores only what is missing), and each point gets its
-tau against the seed-averaged ground truth with a 95% interval over architectures (one run per point: the
-seed noise is not in it). Runs whose labels are given with ``--pair A:B`` get the paired difference per
-epoch (same architectures resampled for both). Used in issue 12 to see where Cream's ranking parts from
+tau against the seed-averaged ground truth: with one run per label, a 95% interval over architectures
+(the seed noise is not in it); with several seeds per label, the mean over seeds with the seed-and-
+architecture bootstrap of run_suite.py. Labels given with ``--pair A:B`` get the paired difference per
+epoch (same seeds and architectures resampled for both; a verdict needs at least 3 seeds). Used in issue 12 to see where Cream's ranking parts from
 SPOS's: during the warm-up (the same training) or once distillation starts.
 """
 
@@ -66,7 +71,8 @@ def score(ckpt: Path, epoch: int, run: Path, half: str, archs_file: Path, scorin
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", help="a run_suite.py suite file (its truth and split)")
-    ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR", help="a search run with snapshots")
+    ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR[,DIR...]",
+                    help="a search run with snapshots (several: one per seed, paired by position across labels)")
     ap.add_argument("--half", default="tuning", choices=("tuning", "report"))
     ap.add_argument("--pair", action="append", default=[], metavar="A:B", help="paired difference A - B per epoch")
     ap.add_argument("--scoring", nargs="*", default=None, help="score overrides (default: the suite's scoring)")
@@ -76,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     suite = yaml.safe_load(Path(args.suite).read_text())
-    runs: dict[str, Path] = {}
+    runs: dict[str, list[Path]] = {}
     for spec in args.run:
-        label, sep, path = spec.partition("=")
-        if not sep or not label or not path:
-            raise SystemExit(f"ranking_over_training: error: --run {spec!r}: expected LABEL=DIR, e.g. spos=runs/spos")
-        runs[label] = Path(path)
+        label, sep, paths = spec.partition("=")
+        dirs = [Path(d) for d in paths.split(",") if d]
+        if not sep or not label or not dirs:
+            raise SystemExit(f"ranking_over_training: error: --run {spec!r}: expected LABEL=DIR[,DIR...], "
+                             f"e.g. spos=runs/spos")
+        if label in runs:
+            raise SystemExit(f"ranking_over_training: error: --run {label}=... given twice; list its seeds in one "
+                             f"--run, comma-separated")
+        runs[label] = dirs
+    if len({len(d) for d in runs.values()}) > 1:
+        raise SystemExit("ranking_over_training: error: every --run needs the same number of seed directories "
+                         f"(paired by position); got {', '.join(f'{k}: {len(d)}' for k, d in runs.items())}")
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     if any(len(p) != 2 or not set(p) <= set(runs) for p in pairs):
         raise SystemExit(f"ranking_over_training: error: --pair needs A:B with labels among {', '.join(runs)}")
@@ -89,30 +103,37 @@ def main(argv: list[str] | None = None) -> int:
     split = json.loads(Path(suite["split"]).read_text())
     archs = [a for a in split[args.half] if a in truth and len(truth[a]) >= 2]
     scoring = [str(o) for o in (suite.get("scoring", []) if args.scoring is None else args.scoring)]
-    points = {label: snapshots(run) for label, run in runs.items()}
-    archs_file = Path(next(iter(runs.values()))) / "snapshots" / f"{args.half}_archs.txt"
+    per_seed = {label: [dict(snapshots(run)) for run in dirs] for label, dirs in runs.items()}
+    # a label's epochs: those every one of its seeds has
+    epochs_of = {label: sorted(set.intersection(*(set(s) for s in seeds))) for label, seeds in per_seed.items()}
+    archs_file = next(iter(runs.values()))[0] / "snapshots" / f"{args.half}_archs.txt"
     archs_file.parent.mkdir(exist_ok=True)
     archs_file.write_text("\n".join(archs) + "\n")
 
     preds: dict[str, np.ndarray] = {}
-    for label, pts in points.items():
-        for epoch, ckpt in pts:
-            p = read_predictions(score(ckpt, epoch, runs[label], args.half, archs_file, scoring))
-            preds[f"{label}@{epoch}"] = np.array([[p.get(a, np.nan) for a in archs]])
+    for label, seeds in per_seed.items():
+        for epoch in epochs_of[label]:
+            rows = []
+            for run, ckpts in zip(runs[label], seeds):
+                p = read_predictions(score(ckpts[epoch], epoch, run, args.half, archs_file, scoring))
+                rows.append([p.get(a, np.nan) for a in archs])
+            preds[f"{label}@{epoch}"] = np.array(rows)
     t = np.array([np.mean(truth[a]) for a in archs])
-    keep = np.all([np.isfinite(v[0]) for v in preds.values()], axis=0)
+    keep = np.all([np.isfinite(row) for v in preds.values() for row in v], axis=0)
     arrays = {k: v[:, keep] for k, v in preds.items()}
-    epochs_of = {label: [e for e, _ in pts] for label, pts in points.items()}
     pair_keys = [(f"{a}@{e}", f"{b}@{e}") for a, b in pairs for e in epochs_of[a] if e in epochs_of[b]]
     boot = seed_arch_bootstrap(arrays, t[keep], baseline=None, pairs=pair_keys, resamples=args.resamples)
     result: dict[str, Any] = {
-        "about": "Kendall tau of one supernet's validation accuracy at each snapshot vs the ground truth "
-                 "(mean over its seeds); ci95 over architectures only (benchmarks/ranking_over_training.py)",
-        "half": args.half, "num_archs": int(keep.sum()), "scoring": scoring,
+        "about": "Kendall tau of a supernet's validation accuracy at each snapshot vs the ground truth (mean over "
+                 "its training seeds), averaged over the label's search seeds; ci95 from the seed-and-architecture "
+                 "bootstrap (over architectures only when a label has one seed) (benchmarks/ranking_over_training.py)",
+        "half": args.half, "num_archs": int(keep.sum()), "num_seeds": len(next(iter(runs.values()))),
+        "scoring": scoring,
         "noise_ceiling": noise_ceiling({a: truth[a] for a, k in zip(archs, keep) if k})["kendall_tau"],
-        "runs": {label: {"dir": str(runs[label]),
+        "runs": {label: {"dirs": [str(d) for d in runs[label]],
                          "points": [{"epoch": e, "tau": boot[f"{label}@{e}"]["mean"],
                                      "ci95": boot[f"{label}@{e}"]["ci95"],
+                                     "tau_per_seed": boot[f"{label}@{e}"]["tau"],
                                      **{f"diff_vs_{b}": boot[f"{label}@{e}"][f"diff_vs_{b}@{e}"]
                                         for a, b in pairs if a == label and f"diff_vs_{b}@{e}" in boot[f"{label}@{e}"]}}
                                     for e in epochs_of[label]]}

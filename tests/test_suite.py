@@ -162,6 +162,19 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
     assert (tmp_path / "rot.png").stat().st_size > 0
     calls.clear()
     assert mod.main(argv) == 0 and calls == []  # everything scored already
+    # several seeds per label (the same run three times here): mean over seeds, a verdict with 3 seeds
+    argv3 = [str(suite), "--run", f"a={run},{run},{run}", "--run", f"b={run},{run},{run}", "--pair", "a:b",
+             "--out", str(out), "--resamples", "50"]
+    assert mod.main(argv3) == 0 and calls == []  # the snapshots' scores are reused
+    res3 = json.loads(out.read_text())
+    assert res3["num_seeds"] == 3 and res3["runs"]["a"]["dirs"] == [str(run)] * 3
+    for p1, p3 in zip(pts, res3["runs"]["a"]["points"]):
+        assert p3["tau_per_seed"] == [p1["tau"]] * 3 and p3["tau"] == pytest.approx(p1["tau"])
+        assert p3["diff_vs_b"]["mean"] == 0 and p3["diff_vs_b"]["verdict"] == "no evidence"
+    with pytest.raises(SystemExit, match="same number of seed directories"):
+        mod.main([str(suite), "--run", f"a={run},{run}", "--run", f"b={run}"])
+    with pytest.raises(SystemExit, match="given twice"):
+        mod.main([str(suite), "--run", f"a={run}", "--run", f"a={run}"])
     with pytest.raises(SystemExit, match="LABEL=DIR"):
         mod.main([str(suite), "--run", str(run)])
     with pytest.raises(SystemExit, match="--pair"):
