@@ -462,3 +462,25 @@ def test_bad_suite_files_are_one_line(tmp_path, monkeypatch, capsys, text, messa
     assert len(err) == 1 and err[0].startswith("run_suite: error: "), err
     assert re.search(message, err[0]), err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_compute_spent_sums_recorded_seconds(tmp_path, capsys):
+    """benchmarks/compute_spent.py: searches' train + score seconds per label, builds' run seconds per folder."""
+    spec = importlib.util.spec_from_file_location("compute_spent", REPO / "benchmarks" / "compute_spent.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    preds = tmp_path / "suite"
+    (preds / "spos").mkdir(parents=True)
+    for s, (tr, sc) in enumerate([(3000.0, 600.0), (2400.0, None)]):
+        (preds / "spos" / f"seed{s}.result.json").write_text(json.dumps({"train_seconds": tr, "score_seconds": sc}))
+    (preds / "spos" / "seed2.result.json").write_text("{not json")  # a half-written file is skipped
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / "runs.jsonl").write_text("".join(json.dumps({"arch": "a", "seed": s, "seconds": 1800.0}) + "\n"
+                                           for s in range(2)) + '{"arch": "b", "se')
+    assert mod.main([str(preds), str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert "suite/spos" in out and "2 runs" in out and "1.67 CPU-h" in out  # (3000 + 600 + 2400) / 3600
+    assert "gt" in out and "1.00 CPU-h" in out and "total 2.67 CPU-h" in out
+    assert mod.main([str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""CPU time the committed benchmark results cost, as their own metadata records it.
+
+    python benchmarks/compute_spent.py [FOLDER ...] [--markdown]
+
+A FOLDER is a suite's predictions folder (``<label>/seed<s>.result.json``: ``train_seconds`` +
+``score_seconds`` per search, one torch thread each) or a ``bench build`` folder (``runs.jsonl``: ``seconds``
+per standalone training run). Default: every folder under ``benchmarks/results/`` and
+``benchmarks/groundtruth/``. Prints one row per entry (a suite label, or a ground-truth folder) with its
+runs and CPU-hours, then the totals. What is not recorded is not counted: rescoring, proxies, snapshot
+scoring, killed runs' lost work and the wall time of a step pipeline's waits. The seconds are wall
+seconds of one-thread jobs on a shared machine, so they include slowdowns from jobs running beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def searches(folder: Path) -> list[tuple[str, int, float]]:
+    """(label, runs, seconds) per entry of a predictions folder."""
+    rows = []
+    for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+        seconds, n = 0.0, 0
+        for f in sorted(d.glob("seed*.result.json")):
+            try:
+                meta = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            seconds += float(meta.get("train_seconds") or 0) + float(meta.get("score_seconds") or 0)
+            n += 1
+        if n:
+            rows.append((f"{folder.name}/{d.name}", n, seconds))
+    return rows
+
+
+def builds(folder: Path) -> list[tuple[str, int, float]]:
+    """(folder, runs, seconds) of a bench build folder."""
+    seconds, n = 0.0, 0
+    for line in (folder / "runs.jsonl").read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and "seconds" in r:
+            seconds += float(r["seconds"])
+            n += 1
+    return [(folder.name, n, seconds)] if n else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="*", type=Path)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args(argv)
+    folders = args.folders or sorted(p for base in ("results", "groundtruth")
+                                     for p in (ROOT / "benchmarks" / base).iterdir() if p.is_dir())
+    kinds: dict[str, list[tuple[str, int, float]]] = {"searches": [], "ground truth": []}
+    for f in folders:
+        if not f.is_dir():
+            print(f"compute_spent: error: {f} is not a folder (a predictions or bench build folder)", file=sys.stderr)
+            return 2
+        if (f / "runs.jsonl").is_file():
+            kinds["ground truth"] += builds(f)
+        else:
+            kinds["searches"] += searches(f)
+    lines = ["| kind | entry | runs | CPU-hours |", "|---|---|---|---|"] if args.markdown else []
+    total = 0.0
+    for kind, rows in kinds.items():
+        sub = sum(s for _, _, s in rows)
+        total += sub
+        for name, n, s in rows:
+            lines.append(f"| {kind} | {name} | {n} | {s / 3600:.2f} |" if args.markdown
+                         else f"{kind:13s} {name:50s} {n:4d} runs {s / 3600:7.2f} CPU-h")
+        if rows:
+            lines.append(f"| {kind} | **all** | {sum(n for _, n, _ in rows)} | **{sub / 3600:.2f}** |" if args.markdown
+                         else f"{kind:13s} {'all':50s} {sum(n for _, n, _ in rows):4d} runs {sub / 3600:7.2f} CPU-h")
+    lines.append(f"| total | | | **{total / 3600:.2f}** |" if args.markdown else f"total {total / 3600:.2f} CPU-h")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
