@@ -18,6 +18,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_suite import render_table  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,19 +71,15 @@ def main(argv: list[str] | None = None) -> int:
             kinds["ground truth"] += builds(f)
         else:
             kinds["searches"] += searches(f)
-    lines = ["| kind | entry | runs | CPU-hours |", "|---|---|---|---|"] if args.markdown else []
-    total = 0.0
-    for kind, rows in kinds.items():
-        sub = sum(s for _, _, s in rows)
+    rows, total = [], 0.0
+    for kind, entries in kinds.items():
+        sub = sum(s for _, _, s in entries)
         total += sub
-        for name, n, s in rows:
-            lines.append(f"| {kind} | {name} | {n} | {s / 3600:.2f} |" if args.markdown
-                         else f"{kind:13s} {name:50s} {n:4d} runs {s / 3600:7.2f} CPU-h")
-        if rows:
-            lines.append(f"| {kind} | **all** | {sum(n for _, n, _ in rows)} | **{sub / 3600:.2f}** |" if args.markdown
-                         else f"{kind:13s} {'all':50s} {sum(n for _, n, _ in rows):4d} runs {sub / 3600:7.2f} CPU-h")
-    lines.append(f"| total | | | **{total / 3600:.2f}** |" if args.markdown else f"total {total / 3600:.2f} CPU-h")
-    print("\n".join(lines))
+        rows += [[kind, name, f"{n} runs", f"{s / 3600:.2f} CPU-h"] for name, n, s in entries]
+        if entries:
+            rows.append([kind, "all", f"{sum(n for _, n, _ in entries)} runs", f"{sub / 3600:.2f} CPU-h"])
+    print(render_table(["kind", "entry", "runs", "CPU-hours"], rows, args.markdown))
+    print(f"\ntotal {total / 3600:.2f} CPU-h")
     return 0
 
 
