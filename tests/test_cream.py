@@ -210,6 +210,14 @@ def test_search_selects_from_the_board(tmp_path, search_dict):
     assert result["best"]["flops"] > 0 and "board_accuracy" in result["best"]
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["algorithm"]
     assert [e["arch"] for e in state["board"]] == board and state["meta"] is not None
+    # whether the matching network learns is in metrics.jsonl, per epoch after the warm-up (docs/cream.md)
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"epoch"' in line]
+    distilled = [e for e in epochs if "rho_mean" in e]
+    assert distilled and all(e["epoch"] >= 1 for e in distilled)
+    for e in distilled:
+        assert 0 < e["rho_mean"] < 1 and len(e["teacher_picks"]) == 3 and sum(e["teacher_picks"]) > 0
+        assert e["meta_change"] > 0 and e["meta_loss"] > 0
 
 
 def test_resume_restores_board_and_meta(tmp_path, search_dict, monkeypatch):
