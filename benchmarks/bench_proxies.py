@@ -1,6 +1,7 @@
 """Throughput of every zero-cost proxy on the official NAS-Bench-201 network.
 
-Official size: C=16, N=5, 3x32x32 inputs, 10 classes; one batch of 64. CIFAR-10 is not on this machine,
+Official size: C=16, N=5, 3x32x32 inputs, 10 classes, ``dead_edges: full`` (every edge runs, as in the
+official network, so NASWOT and Zen see its modules); one batch of 64. CIFAR-10 is not on this machine,
 so the batch is seeded random normal images with random labels (throughput does not depend on the
 pixels). Each proxy scores the same few random architectures with
 :func:`distilnas.proxies.score_archs` (network built from the seed, proxy, bookkeeping) after one
@@ -23,7 +24,7 @@ import warnings
 import torch
 
 from distilnas.proxies import PROXIES, score_archs
-from distilnas.spaces import NB201Space
+from distilnas.spaces import NB201Config, NB201Space
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    space = NB201Space()  # the official NB201 network
+    space = NB201Space(NB201Config(dead_edges="full"))  # the official NB201 network, every edge run
     rng = random.Random(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs + 1)]
     warm, timed = archs[0], archs[1:]
@@ -44,7 +45,8 @@ def main() -> None:
     batch = (torch.randn(64, *space.input_shape(), generator=g), torch.randint(0, 10, (64,), generator=g))
     names = [n for n in args.proxies.split(",") if n] or PROXIES.list()
 
-    print(f"NB201 C={space.cfg.C} N={space.cfg.N} {space.input_shape()} {space.cfg.num_classes} classes, batch 64 "
+    print(f"NB201 C={space.cfg.C} N={space.cfg.N} {space.input_shape()} {space.cfg.num_classes} classes, "
+          f"dead_edges {space.cfg.dead_edges}, batch 64 "
           f"of seeded random normal data (CIFAR-10 is not on this machine)")
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.workers} worker(s), "
           f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "

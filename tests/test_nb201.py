@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 
 import pytest
@@ -348,13 +349,12 @@ def test_avg_pool_matches_torch(shape, channels_last):
 
 
 # -- dead edges as the official cell runs them (issue 12 / 14) ---------------------------------------------------
-def _brute_force_cell(self, x, ops, live):
-    """The official cell: every edge runs on its input, zeros included."""
-    from distilnas.spaces.nb201 import EDGES as E
-
-    nodes = [x, x.mul(0.0), x.mul(0.0), x.mul(0.0)]
-    for k, (j, i) in enumerate(E):
-        nodes[j] = nodes[j] + self.edges[k][ops[k]](nodes[i])
+def _official_cell(self, x, ops, live):
+    """The official cell, as xautodl's ``InferCell.forward``: node j = sum of op(node i) over every edge,
+    ``none`` included, whatever ``live`` says."""
+    nodes = [x]
+    for j in (1, 2, 3):
+        nodes.append(sum(self.edges[k][ops[k]](nodes[i]) for k, (jj, i) in enumerate(EDGES) if jj == j))
     return nodes[3]
 
 
@@ -363,60 +363,93 @@ DEAD_EDGE_ARCHS = [
     "|none~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",  # node 2 = a constant
     "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|",  # conv of zero into the output
     "|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|skip_connect~2|",  # disconnected: only a BN shift
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",  # nodes 1, 2: dead ends
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
 ]
 
 
-@pytest.mark.parametrize("arch", DEAD_EDGE_ARCHS)
-@pytest.mark.parametrize("affine", [True, False])
-def test_official_dead_edges_match_the_brute_force_cell(arch, affine, monkeypatch):
-    """dead_edges=official: the same outputs, gradients and BatchNorm running statistics as running every
-    edge on zeros, in training and eval mode (within float32 rounding)."""
-    import copy
-
-    from distilnas.spaces import nb201 as mod
-
-    cfg = NB201Config(C=4, N=1, in_channels=1, input_size=8, affine=affine, dead_edges="official")
-    space = NB201Space(cfg)
-    a = space.parse(arch)
+def _dead_edge_nets(arch, affine=True, modes=("official", "full")):
+    """Supernets of the tiny space, one per dead-edge mode, with the same random BN parameters and
+    statistics (so that the constants of edges fed by zeros are not all zero)."""
+    cfg = dict(C=4, N=1, in_channels=1, input_size=8, affine=affine)
+    spaces = [NB201Space(NB201Config(**cfg, dead_edges=m)) for m in modes]
     torch.manual_seed(0)
-    net = space.supernet()
-    with torch.no_grad():  # distinct BN parameters and statistics, so constants are not all zero
+    net = spaces[0].supernet()
+    with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2)
                 if m.affine:
                     m.weight.uniform_(0.5, 1.5)
                     m.bias.uniform_(-1, 1)
-    ref = copy.deepcopy(net)
-    x = torch.randn(6, 1, 8, 8)
+    nets = [net] + [s.supernet() for s in spaces[1:]]
+    for other in nets[1:]:
+        other.load_state_dict(net.state_dict())
+    return spaces[0].parse(arch), nets
+
+
+def _forward_backward(net, x, a, train):
+    net.train(train)
+    net.zero_grad(set_to_none=True)
+    out = net(x, a)
+    out.square().sum().backward()
+    grads = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in net.named_parameters()}
+    return out.detach(), grads
+
+
+@pytest.mark.parametrize("arch", DEAD_EDGE_ARCHS)
+def test_full_dead_edges_run_the_official_cell(arch, monkeypatch):
+    """dead_edges=full is the official cell: the same outputs, gradients, BatchNorm statistics (dead ends
+    included) and activation-function calls (NASWOT's codes) as xautodl's forward, to the bit."""
+    from distilnas.proxies import PROXIES
+    from distilnas.spaces import nb201 as mod
+
+    a, (full, ref) = _dead_edge_nets(arch, modes=("full", "skip"))
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    nwot = PROXIES.get("nwot")
+    got_nwot = nwot(full.extract(a), (x, None), torch.Generator())
     for train in (True, False):
-        net.train(train)
-        ref.train(train)
-        out = net(x, a)
+        out, grads = _forward_backward(full, x, a, train)
         with monkeypatch.context() as mp:
-            mp.setattr(mod._Cell, "forward", _brute_force_cell)
-            expect = ref(x, a)
+            mp.setattr(mod._Cell, "forward", _official_cell)
+            expect, expect_grads = _forward_backward(ref, x, a, train)
+            if not train:
+                want_nwot = nwot(ref.extract(a), (x, None), torch.Generator())
+        assert torch.equal(out, expect)
+        for name, g in grads.items():
+            assert torch.equal(g, expect_grads[name]), name
+    for (name, b), (_, r) in zip(full.named_buffers(), ref.named_buffers()):
+        assert torch.equal(b, r), name
+    assert got_nwot == want_nwot or (math.isnan(got_nwot) and math.isnan(want_nwot))
+
+
+@pytest.mark.parametrize("arch", DEAD_EDGE_ARCHS)
+@pytest.mark.parametrize("affine", [True, False])
+def test_official_dead_edges_match_full(arch, affine):
+    """dead_edges=official computes the official cell's constants in closed form: the same outputs,
+    gradients and running statistics of every edge that reaches the output as dead_edges=full (running
+    every edge on zeros), in training and eval mode, within float32 rounding."""
+    a, (official, full) = _dead_edge_nets(arch, affine)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    for train in (True, False):
+        out, grads = _forward_backward(official, x, a, train)
+        expect, expect_grads = _forward_backward(full, x, a, train)
         torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
-        out.square().sum().backward()
-        expect.square().sum().backward()
-        for (name, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
-            h = q.grad if q.grad is not None else torch.zeros_like(q)
-            torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-4, msg=name)
-        net.zero_grad()
-        ref.zero_grad()
+        for name, g in grads.items():
+            torch.testing.assert_close(g, expect_grads[name], rtol=1e-4, atol=1e-4, msg=name)
     live = set(a.official_edges())
-    for (name, b), (_, r) in zip(net.named_buffers(), ref.named_buffers()):
+    for (name, b), (_, r) in zip(official.named_buffers(), full.named_buffers()):
         edge = name.split(".")[3] if name.startswith("cells.") and ".edges." in name else None
         if edge is None or int(edge) in live:  # dead-end edges' statistics are never read
             torch.testing.assert_close(b.float(), r.float(), rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_official_dead_edges_change_only_cells_with_zero_inputs():
-    skip = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8))
-    official = NB201Space(NB201Config(C=4, N=1, in_channels=1, input_size=8, dead_edges="official"))
+    kw = dict(C=4, N=1, in_channels=1, input_size=8)
+    skip = NB201Space(NB201Config(**kw))
+    official = NB201Space(NB201Config(**kw, dead_edges="official"))
+    full = NB201Space(NB201Config(**kw, dead_edges="full"))
     torch.manual_seed(0)
     net = skip.supernet()
     net_o = official.supernet()
@@ -432,33 +465,19 @@ def test_official_dead_edges_change_only_cells_with_zero_inputs():
     torch.testing.assert_close(net(x, clean), net_o(x, clean))
     dead = skip.parse(DEAD_EDGE_ARCHS[0])
     assert not torch.allclose(net(x, dead), net_o(x, dead))
-    # FLOPs: the official network runs (and counts) every non-none edge
+    # FLOPs: the official network runs (and counts) every non-none edge, as full does
     assert official.cost(dead)["flops"] > skip.cost(dead)["flops"]
     assert official.cost(clean) == skip.cost(clean) and official.cost(dead)["params"] == skip.cost(dead)["params"]
-    from distilnas.spaces import count_flops
-    assert official.cost(dead)["flops"] == count_flops(_all_edges_net(official, dead), official.input_shape())
+    for text in DEAD_EDGE_ARCHS:
+        a = full.parse(text)
+        counted = count_flops(full.build(a, seed=0), full.input_shape())
+        assert official.cost(a) == full.cost(a) and full.cost(a)["flops"] == counted
 
 
-def _all_edges_net(space, arch):
-    """A standalone net whose cells run all edges (to count the official FLOPs)."""
-    from distilnas.spaces import nb201 as mod
-
-    net = space.build(arch, seed=0)
-
-    class AllEdges(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            orig = mod._Cell.forward
-            mod._Cell.forward = _brute_force_cell
-            try:
-                return self.net(x)
-            finally:
-                mod._Cell.forward = orig
-
-    return AllEdges(net)
+def test_official_size():
+    assert NB201Config().official_size and NB201Config(num_classes=100, dead_edges="skip").official_size
+    assert not NB201Config(C=8, N=3, in_channels=1, input_size=16).official_size
+    assert not NB201Config(input_size=16).official_size
 
 
 def test_pool_flops_false_counts_pooling_as_nb201_does():

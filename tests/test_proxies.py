@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from torch import nn
 
 from distilnas.cli import main
 from distilnas.proxies import PROXIES, ProxyError, compute, register_proxy, score_archs
+from distilnas.proxies.naswot import _OnActivations
 from distilnas.proxies.pruning import _loss_grads, hessian_vector_fd
 from distilnas.proxies.zen import prepool_features
 from distilnas.registry import RegistryError
@@ -205,6 +207,58 @@ def test_zen_reads_the_map_that_enters_the_global_pool(net: type[nn.Module], bat
     assert features is model.prepool and features.shape[2:] == batch[0].shape[2:]
 
 
+# -- NB201 dead edges: `full` is the official network for proxies that look inside it -------------------------
+CONV_OF_ZEROS = "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+DEAD_ENDS = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"  # nodes 1, 2
+
+
+def _full(space: NB201Space) -> NB201Space:
+    return NB201Space(replace(space.cfg, dead_edges="full"))
+
+
+def test_nwot_under_full_counts_the_codes_of_dead_edges(space: NB201Space, batch) -> None:
+    """Node 1 is all-zero, so edges 2 (conv 3x3) and 4 (conv 1x1) apply ReLU to zeros in the official
+    network: every such unit has code 0 for every sample and adds 1 to every entry of K."""
+    arch = space.parse(CONV_OF_ZEROS)
+    nwot = PROXIES.get("nwot")
+    skip_score = nwot(space.build(arch, seed=0), batch, _gen())
+    full_score = nwot(_full(space).build(arch, seed=0), batch, _gen())
+    assert full_score != skip_score
+    model = space.build(arch, seed=0).train()  # K of the skip network, by NASWOT's formula
+    codes: list[torch.Tensor] = []
+    with _OnActivations(lambda inp: codes.append((inp > 0).flatten(1).double())), torch.no_grad():
+        model(batch[0])
+    kernel = sum(c @ c.T + (1 - c) @ (1 - c).T for c in codes)
+    units = 2 * sum(c * s * s for c, s in ((4, 8), (8, 4), (16, 2)))  # 2 dead edges, 1 cell per stage (C, H=W)
+    want = torch.linalg.slogdet(kernel + units)[1].item()
+    assert full_score == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["synflow", "snip", "jacob_cov", "params"])
+def test_proxies_that_read_the_output_agree_across_dead_edge_modes(name: str, space: NB201Space, batch) -> None:
+    """Dead edges add zeros under every mode (BatchNorm's beta is 0 at initialisation, synflow removes it)."""
+    arch = space.parse(CONV_OF_ZEROS)
+    scores = [compute(name, NB201Space(replace(space.cfg, dead_edges=m)), arch, batch)
+              for m in ("skip", "official", "full")]
+    assert scores == pytest.approx([scores[0]] * 3, rel=1e-9)
+
+
+def test_zen_is_finite_under_full(space: NB201Space) -> None:
+    """A BN fed by an all-zero node has zero input variance: Zen leaves it out instead of adding log 0."""
+    zen, full = PROXIES.get("zen"), _full(space)
+    official = NB201Space(replace(space.cfg, dead_edges="official"))
+    scores = {}
+    for text in (CONV_OF_ZEROS, DEAD_ENDS, GOOD):
+        arch = space.parse(text)
+        scores[text] = [zen(s.build(arch, seed=0), None, _gen(), input_shape=(8, 3, 8, 8))
+                        for s in (full, official, space)]
+        assert all(math.isfinite(v) for v in scores[text])
+    # Zen's BatchNorm init (beta 0) makes dead edges add zeros, so only dead ends' BNs tell full apart
+    assert scores[CONV_OF_ZEROS][0] == pytest.approx(scores[CONV_OF_ZEROS][1], rel=1e-6)
+    assert scores[CONV_OF_ZEROS][0] == pytest.approx(scores[CONV_OF_ZEROS][2], rel=1e-6)
+    assert scores[DEAD_ENDS][0] != pytest.approx(scores[DEAD_ENDS][1], rel=1e-6)
+
+
 def test_grasp_finite_difference_hessian_matches_double_backward(space: NB201Space, batch) -> None:
     model = space.build(space.parse(GOOD), seed=0).double()
     x = batch[0].double()
@@ -266,6 +320,30 @@ def test_cli_bad_arch_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     rc = main(["proxy", "synflow", "--archs", str(p), "--out", str(tmp_path / "o.jsonl"), *TINY])
     err = capsys.readouterr().err
     assert rc == 2 and f"{p}:3:" in err and err.count("\n") == 1
+
+
+def test_cli_nb201_dead_edges_default(tmp_path: Path) -> None:
+    """NB201 at the official size scores with dead_edges=full (the published setting), unless the user sets
+    it; other sizes (the micro-benchmark) keep skip. FLOPs tell the modes apart (full counts dead edges)."""
+    archs, out = tmp_path / "archs.txt", tmp_path / "o.jsonl"
+    archs.write_text(CONV_OF_ZEROS + "\n")
+
+    def flops(*extra: str) -> float:
+        assert main(["proxy", "flops", "--archs", str(archs), "--out", str(out), *extra]) == 0
+        return json.loads(out.read_text())["score"]
+
+    def cost(**cfg: object) -> float:
+        space = NB201Space(NB201Config(**cfg))
+        return space.cost(space.parse(CONV_OF_ZEROS))["flops"]
+
+    micro = dict(C=8, N=3, in_channels=1, input_size=16)
+    assert cost(dead_edges="full") > cost()
+    assert flops() == cost(dead_edges="full")
+    assert flops("space.num_classes=100") == cost(num_classes=100, dead_edges="full")  # CIFAR-100: still full
+    assert flops("space.dead_edges=skip") == cost()
+    assert flops(*(f"space.{k}={v}" for k, v in micro.items())) == cost(**micro)
+    assert flops("space.dead_edges=full", *(f"space.{k}={v}" for k, v in micro.items())) == cost(**micro,
+                                                                                                  dead_edges="full")
 
 
 def test_process_pool_matches_in_process(space: NB201Space, batch) -> None:

@@ -3,6 +3,10 @@
 Scores every architecture of FILE (one per line; blank lines and ``#`` comments skipped) with a zero-cost
 proxy and writes one JSON object per line: ``{"arch", "score", "seconds"}`` plus ``"error"`` (and
 ``"score": null``) where the score failed. Overrides are checked against :class:`ProxyRunConfig`.
+
+NB201 at its official size (C=16, N=5, 3x32x32) runs with ``space.dead_edges=full`` unless the overrides
+set it: the official network's every edge, as in the published proxy values. Other sizes keep the space's
+default ``skip`` (the micro-benchmark's ground truth).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +58,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
     from ..config import ConfigError, apply_overrides, from_dict
     from ..data import DataConfig, load_dataset
-    from ..spaces import build_space_config, check_data, create_space, read_archs
+    from ..spaces import NB201Config, build_space_config, check_data, create_space, read_archs
     from ..train.parallel import torch_threads
     from ..proxies import PROXIES, sample_batch, score_archs
 
@@ -68,7 +72,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         raise ConfigError(f"threads={cfg.threads} must be 0 (PyTorch's default) or more")
     if cfg.workers < 1:
         raise ConfigError(f"workers={cfg.workers} must be at least 1")
-    space = create_space(args.space, build_space_config(args.space, cfg.space))
+    space_cfg = build_space_config(args.space, cfg.space)
+    if isinstance(space_cfg, NB201Config) and space_cfg.official_size and "dead_edges" not in cfg.space:
+        space_cfg = replace(space_cfg, dead_edges="full")  # as the published NB201 proxy values
+    space = create_space(args.space, space_cfg)
     archs = read_archs(args.archs, space)
     if proxy.data:
         if cfg.data is None:

@@ -14,7 +14,9 @@
   ``TorchFunctionMode`` (``nn.ReLU`` calls ``F.relu``, so modules are covered once; an in-place
   activation is read before it overwrites its input). Gates (sigmoid, hard-sigmoid) are not activations.
   The kernel is unnormalised, so networks with more activation units score higher. A singular ``K``
-  gives NaN.
+  gives NaN. Every call counts, also on an all-zero input, whose code (all 0) adds 1 per unit to every
+  entry of ``K``: the official NB201 network calls ReLU on every non-``none`` edge, so its values need
+  ``space.dead_edges: full`` (the other modes leave out edges that carry no signal).
 """
 
 from __future__ import annotations

@@ -24,6 +24,13 @@ Choices made to score any ``nn.Module`` (and where they differ from the paper):
   1": the Gaussian inputs and weights give running variances of 1.3-43 after those passes (measured by a
   review on NB201 cells), and the two versions rank architectures alike but not identically (Kendall tau
   0.88 between them). We keep the paper's definition.
+- A BN layer whose input has zero variance (all zeros: on NB201 with ``dead_edges: full``, a
+  ReLU-Conv-BN edge fed by an all-zero node) is left out of the sum: no signal passes through it, so it
+  divides out no scale (a factor 1, adding 0), whereas ``log 0 = -inf`` would sink every such cell. The
+  official code would read ``running_var = 0.9^2 = 0.81`` there after its two passes (momentum 0.1 from
+  1), adding ``log 0.9`` per such layer: a penalty for the number of dead edges, not a scale. So ``full``
+  scores as ``official`` but for the BN layers of edges into nodes that never reach the output, which
+  only ``full`` runs (as the official network does).
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ def zen(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, generator: to
     delta = (f0 - f1).abs().flatten(1).sum(1).mean()
     if not delta.item() > 0.0:
         raise NumericalFailure("the features do not change with the input (zero expressivity)")
-    bn_term = sum((0.5 * torch.log(v)).item() for v in variances)
+    bn_term = sum((0.5 * torch.log(v)).item() for v in variances if v.item() > 0.0)  # 0: nothing flows through
     return delta.log().item() + bn_term
 
 

@@ -159,8 +159,9 @@ class NB201Config:
     ops: list[str] = opt(default_factory=lambda: list(ALL_OPS), choices=ALL_OPS)  # candidate ops on every edge
     affine: bool = True  # BatchNorm affine parameters in the cells (RD-NAS uses False in the supernet)
     # skip: edges fed by an all-zero node are not run (they carry no signal); official: they add their
-    # BatchNorm's constant as in the official cell (computed in closed form) and count in the FLOPs
-    dead_edges: str = opt("skip", choices=("skip", "official"))
+    # BatchNorm's constant as in the official cell (computed in closed form) and count in the FLOPs;
+    # full: every edge runs as in the official cell, zeros and dead ends included (for proxies; slower)
+    dead_edges: str = opt("skip", choices=("skip", "official", "full"))
     # FLOPs of avg_pool_3x3: true counts its window sums (a depthwise 3x3 box filter); false counts nothing,
     # as NB201's own counter (xautodl's compute_average_flops_cost: convolutions and linear layers only)
     pool_flops: bool = True
@@ -168,6 +169,11 @@ class NB201Config:
     def __post_init__(self) -> None:
         if not self.ops or len(set(self.ops)) != len(self.ops):
             raise ConfigError(f"space.ops={self.ops}: list one or more distinct ops of {', '.join(ALL_OPS)}")
+
+    @property
+    def official_size(self) -> bool:
+        """True for the network size of NB201's tables: C=16, N=5, 3x32x32 inputs (any number of classes)."""
+        return (self.C, self.N, self.in_channels, self.input_size) == (16, 5, 3, 32)
 
 
 class NB201Network(nn.Module):
@@ -201,7 +207,10 @@ class NB201Network(nn.Module):
             if self.is_supernet:
                 raise ValueError("a supernet forward needs the path: model(x, arch)")
             arch = NB201Arch(tuple(ops[0] for ops in self.edge_ops))
-        live = arch.official_edges() if self.cfg.dead_edges == "official" else arch.live_edges()
+        if self.cfg.dead_edges == "full":  # every edge, `none` included, as the official cell runs them
+            live = list(range(len(EDGES)))
+        else:
+            live = arch.official_edges() if self.cfg.dead_edges == "official" else arch.live_edges()
         x = self.stem(x)  # (B, C, H, W)
         for layer in self.cells:
             x = layer(x, arch.ops, live) if isinstance(layer, _Cell) else layer(x)
@@ -256,6 +265,8 @@ class _Cell(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, ops: tuple[str, ...], live: list[int]) -> torch.Tensor:
+        """Node j = sum of op(node i) over the edges ``live``. With every edge live (``dead_edges: full``)
+        every node is a tensor (``none`` gives zeros) and every op runs on it: the official cell."""
         nodes: list[torch.Tensor | None] = [x, None, None, None]  # None: an all-zero node
         for k in live:  # live edges come in topological order (EDGES is sorted by target node)
             j, i = EDGES[k]
@@ -263,7 +274,8 @@ class _Cell(nn.Module):
             if src is not None:
                 y = op(src)
             elif self.official and ops[k] in PARAMETRIC:  # ReLU-Conv-BN of zeros: BatchNorm's constant
-                y = zero_input_bn(op[2], x)
+                last = op[2]  # a BatchNorm unless a proxy replaced it (synflow: an identity)
+                y = zero_input_bn(last, x) if isinstance(last, nn.BatchNorm2d) else last(torch.zeros_like(x))
             else:  # skip / pool of zeros: zeros
                 continue
             nodes[j] = y if nodes[j] is None else nodes[j] + y
@@ -340,13 +352,13 @@ class NB201Space(SearchSpace[NB201Arch]):
         """Parameters and FLOPs of the standalone network, from an exact per-op table.
 
         FLOPs = skeleton + sum over the cells of each stage of the FLOPs of the live edges' ops (dead
-        edges are never run); with ``dead_edges: official`` of every non-``none`` edge, as the official
-        network runs (and counts) them all. Params = skeleton + the params of every non-``none`` op (a
-        standalone network holds them even on dead edges). Equal to counting the built network (tested);
+        edges are never run); with ``dead_edges: official`` or ``full`` of every non-``none`` edge, as the
+        official network runs (and counts) them all. Params = skeleton + the params of every non-``none``
+        op (a standalone network holds them even on dead edges). Equal to counting the built network (tested);
         with ``pool_flops: false`` an ``avg_pool_3x3`` edge counts no FLOPs, as in NB201's own tables.
         """
         skel_params, skel_flops, per_stage = self._cost_table()
-        official = self.cfg.dead_edges == "official"
+        official = self.cfg.dead_edges in ("official", "full")
         live = set(range(len(EDGES))) if official else set(arch.live_edges())
         flops, params = skel_flops, skel_params
         for shape_table in per_stage:
