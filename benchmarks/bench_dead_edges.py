@@ -4,8 +4,9 @@ training step, measured side by side (interleaved rounds, medians), one thread.
     python benchmarks/bench_dead_edges.py [--C 8 --N 3 --size 16 --channels 1] [--rounds 5 --steps 30]
 
 Both supernets hold the same weights and train the same random paths on the same batches; the ratio
-official / skip is printed with its per-round range. The brute-force cell (every edge run on its input,
-zeros included) is timed too, for what computing the constants in closed form saves.
+official / skip is printed with its per-round range. ``dead_edges=full`` (every edge run on its input,
+zeros and dead ends included, as the official cell) is timed too, for what computing the constants in
+closed form saves.
 """
 
 from __future__ import annotations
@@ -19,15 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from distilnas.spaces import NB201Config, NB201Space
-from distilnas.spaces import nb201 as mod
-
-
-def brute_force(self, x, ops, live):
-    nodes = [x, x.mul(0.0), x.mul(0.0), x.mul(0.0)]
-    for k, (j, i) in enumerate(mod.EDGES):
-        if ops[k] != "none":
-            nodes[j] = nodes[j] + self.edges[k][ops[k]](nodes[i])
-    return nodes[3]
 
 
 def main() -> None:
@@ -42,27 +34,25 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     kw = dict(C=args.C, N=args.N, in_channels=args.channels, input_size=args.size)
-    spaces = {"skip": NB201Space(NB201Config(**kw)), "official": NB201Space(NB201Config(**kw, dead_edges="official"))}
-    torch.manual_seed(0)
-    nets = {k: s.supernet().to(memory_format=torch.channels_last) for k, s in spaces.items()}
-    nets["brute"] = spaces["official"].supernet().to(memory_format=torch.channels_last)
+    spaces = {mode: NB201Space(NB201Config(**kw, dead_edges=mode)) for mode in ("skip", "official", "full")}
+    nets = {}
+    for k, s in spaces.items():
+        torch.manual_seed(0)  # the same weights in every variant
+        nets[k] = s.supernet().to(memory_format=torch.channels_last)
     opts = {k: torch.optim.SGD(n.parameters(), lr=0.01, momentum=0.9) for k, n in nets.items()}
     x = torch.randn(args.batch, args.channels, args.size, args.size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (args.batch,))
     times: dict[str, list[float]] = {k: [] for k in nets}
-    orig = mod._Cell.forward
     for r in range(args.rounds):
         for name in nets:  # interleaved: every round times each variant on the same paths
             rng = random.Random(r)
             archs = [spaces["skip"].sample(rng) for _ in range(args.steps)]
-            mod._Cell.forward = brute_force if name == "brute" else orig
             t0 = time.perf_counter()
             for a in archs:
                 opts[name].zero_grad(set_to_none=True)
                 F.cross_entropy(nets[name](x, a), y).backward()
                 opts[name].step()
             times[name].append((time.perf_counter() - t0) / args.steps * 1000)
-    mod._Cell.forward = orig
     base = times["skip"]
     print(f"NB201 C={args.C} N={args.N} {args.channels}x{args.size}x{args.size}, batch {args.batch}, 1 thread, "
           f"{args.rounds} rounds x {args.steps} random paths")
