@@ -477,7 +477,8 @@ def test_official_dead_edges_change_only_cells_with_zero_inputs():
 def test_official_size():
     assert NB201Config().official_size and NB201Config(num_classes=100, dead_edges="skip").official_size
     assert not NB201Config(C=8, N=3, in_channels=1, input_size=16).official_size
-    assert not NB201Config(input_size=16).official_size
+    assert NB201Config(input_size=16, num_classes=120).official_size  # ImageNet16-120's network
+    assert not NB201Config(in_channels=1).official_size
 
 
 def test_pool_flops_false_counts_pooling_as_nb201_does():

@@ -172,8 +172,9 @@ class NB201Config:
 
     @property
     def official_size(self) -> bool:
-        """True for the network size of NB201's tables: C=16, N=5, 3x32x32 inputs (any number of classes)."""
-        return (self.C, self.N, self.in_channels, self.input_size) == (16, 5, 3, 32)
+        """True for the network of NB201's tables: C=16, N=5, 3 input channels, any input size and number of
+        classes (CIFAR-10/100 at 32 px, ImageNet16-120 at 16 px)."""
+        return (self.C, self.N, self.in_channels) == (16, 5, 3)
 
 
 class NB201Network(nn.Module):
