@@ -530,7 +530,10 @@ def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
     best = max(proxies.items(), key=lambda kv: kv[1]) if proxies else None
     if suite.get("figure") and entries:
         shown = {k: e for k, e in entries.items() if not k.startswith("proxy:")}
-        plot_comparison({**res, "entries": shown}, suite["figure"], best_proxy=best)
+        partners = {str(a): (str(b).removeprefix("proxy:"), entries[str(b)]["mean"])
+                    for a, b in suite.get("compare", []) if str(b).startswith("proxy:") and str(b) in entries
+                    and str(a) in shown}  # e.g. [rdnas, proxy:flops]: RD-NAS beside its teacher alone
+        plot_comparison({**res, "entries": shown}, suite["figure"], best_proxy=best, partners=partners)
     if suite.get("budget_figure"):
         curves = {method: [(float(ep), entries[lab]["mean"], *entries[lab]["ci95"])
                            for ep, lab in points.items() if lab in entries]

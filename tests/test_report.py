@@ -70,6 +70,7 @@ def test_suite_figures(tmp_path):
     res = {"noise_ceiling": 0.7, "entries": {"spos": {"tau": [0.1, 0.2, 0.3], "mean": 0.2, "ci95": [0.1, 0.3]},
                                              "rdnas": {"tau": [0.3, 0.4, 0.2], "mean": 0.3, "ci95": [0.2, 0.4]}}}
     _png(plot_comparison(res, tmp_path / "cmp.png", best_proxy=("jacob_cov", 0.5)))
+    _png(plot_comparison(res, tmp_path / "cmp2.png", partners={"rdnas": ("flops", 0.15)}))  # RD-NAS's teacher
     curves = {"spos": [(6, 0.1, 0.0, 0.2), (12, 0.2, 0.1, 0.3)], "rdnas": [(6, 0.2, 0.1, 0.3), (12, 0.3, 0.2, 0.4)]}
     _png(plot_budget_curve(curves, tmp_path / "budget.png", 0.7, ("jacob_cov", 0.5)))
 

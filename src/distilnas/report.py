@@ -305,16 +305,24 @@ def _with_costs(run: Path, scores: list[dict[str, Any]]) -> list[dict[str, Any]]
         return scores
 
 
-def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple[str, float] | None = None) -> Path:
+def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple[str, float] | None = None,
+                    partners: dict[str, tuple[str, float]] | None = None) -> Path:
     """The suite's method comparison: per-seed tau as points, the mean with its 95% interval, the noise
-    ceiling (and the best zero-cost proxy) as horizontal lines."""
+    ceiling (and the best zero-cost proxy) as horizontal lines; ``partners`` (entry -> (proxy, tau)) marks
+    beside an entry the proxy it is compared with (RD-NAS's teacher alone)."""
     plt = _plt()
     entries = results["entries"]
+    partners = partners or {}
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(entries), 3.6))
     for x, (label, e) in enumerate(entries.items()):
         ax.scatter([x + 0.12 * (i % 3 - 1) for i in range(len(e["tau"]))], e["tau"], s=10, color="tab:gray")
         lo, hi = e["ci95"]
         ax.errorbar([x], [e["mean"]], yerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o", color="tab:blue", capsize=4)
+        if label in partners:
+            ax.scatter([x + 0.3], [partners[label][1]], marker="x", color="tab:red", zorder=3,
+                       label="its proxy alone" if label == next(k for k in entries if k in partners) else None)
+            ax.annotate(partners[label][0], (x + 0.3, partners[label][1]), fontsize=6, xytext=(3, 0),
+                        textcoords="offset points", va="center")
     if results.get("noise_ceiling") is not None:
         ax.axhline(results["noise_ceiling"], color="tab:green", ls="--", lw=1, label="noise ceiling")
     if best_proxy is not None:
