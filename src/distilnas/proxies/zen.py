@@ -31,6 +31,10 @@ Choices made to score any ``nn.Module`` (and where they differ from the paper):
   1), adding ``log 0.9`` per such layer: a penalty for the number of dead edges, not a scale. So ``full``
   scores as ``official`` but for the BN layers of edges into nodes that never reach the output, which
   only ``full`` runs (as the official network does).
+- One draw of weights and inputs per score (the official search's ``repeat=1``). The official standalone
+  script averages ``--repeat_times`` (32) draws without resetting the running variances, so a later draw
+  reads running averages over the earlier draws' passes; score with several seeds and average for a
+  repeated score.
 """
 
 from __future__ import annotations
