@@ -478,8 +478,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"run_suite: error: {e}", file=sys.stderr)
         return 2
+    only = {x for x in args.only.split(",") if x} if args.only else None
+    unknown = sorted(only - {r["label"] for r in suite["runs"]}) if only else []
+    if unknown:
+        print(f"run_suite: error: --only names {', '.join(unknown)}, not an entry of {args.suite}; its entries: "
+              f"{', '.join(r['label'] for r in suite['runs'])}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
-    only = set(args.only.split(",")) if args.only else None
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
     labels = [r["label"] for r in runs]
     predictions = Path(suite.get("predictions") or out / "predictions")

@@ -484,3 +484,16 @@ def test_compute_spent_sums_recorded_seconds(tmp_path, capsys):
     assert "gt" in out and "1.00 CPU-h" in out and "total 2.67 CPU-h" in out
     assert mod.main([str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_only_with_an_unknown_label_is_one_line(tmp_path, monkeypatch, capsys):
+    rs = _suite_module()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "c.yaml").write_text("seed: 0\n")
+    path = tmp_path / "suite.yaml"
+    path.write_text("truth: [gt]\nseeds: [0]\nruns:\n  - {label: spos, config: c.yaml}\n")
+    assert rs.main([str(path), "--out", str(tmp_path / "out"), "--only", "spos,cream-e48"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"run_suite: error: --only names cream-e48, not an entry of {path}; its entries: spos"]
+    assert not (tmp_path / "out").exists()
