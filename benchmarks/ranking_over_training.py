@@ -18,7 +18,8 @@ tau against the seed-averaged ground truth: with one run per label, a 95% interv
 (the seed noise is not in it); with several seeds per label, the mean over seeds with the seed-and-
 architecture bootstrap of run_suite.py. Labels given with ``--pair A:B`` get the paired difference per
 epoch (same seeds and architectures resampled for both; a verdict needs at least 3 seeds). Used in
-issue 12 to see where Cream's ranking parts from SPOS's: during the warm-up (the same training) or once distillation starts.
+issue 12 to see where Cream's ranking parts from SPOS's: during the warm-up (the same training) or once
+distillation starts.
 """
 
 from __future__ import annotations

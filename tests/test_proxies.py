@@ -212,8 +212,8 @@ CONV_OF_ZEROS = "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_co
 DEAD_ENDS = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"  # nodes 1, 2
 
 
-def _full(space: NB201Space) -> NB201Space:
-    return NB201Space(replace(space.cfg, dead_edges="full"))
+def _dead_edges(space: NB201Space, mode: str) -> NB201Space:
+    return NB201Space(replace(space.cfg, dead_edges=mode))
 
 
 def test_nwot_under_full_counts_the_codes_of_dead_edges(space: NB201Space, batch) -> None:
@@ -222,7 +222,7 @@ def test_nwot_under_full_counts_the_codes_of_dead_edges(space: NB201Space, batch
     arch = space.parse(CONV_OF_ZEROS)
     nwot = PROXIES.get("nwot")
     skip_score = nwot(space.build(arch, seed=0), batch, _gen())
-    full_score = nwot(_full(space).build(arch, seed=0), batch, _gen())
+    full_score = nwot(_dead_edges(space, "full").build(arch, seed=0), batch, _gen())
     assert full_score != skip_score
     model = space.build(arch, seed=0).train()  # K of the skip network, by NASWOT's formula
     codes: list[torch.Tensor] = []
@@ -238,15 +238,13 @@ def test_nwot_under_full_counts_the_codes_of_dead_edges(space: NB201Space, batch
 def test_proxies_that_read_the_output_agree_across_dead_edge_modes(name: str, space: NB201Space, batch) -> None:
     """Dead edges add zeros under every mode (BatchNorm's beta is 0 at initialisation, synflow removes it)."""
     arch = space.parse(CONV_OF_ZEROS)
-    scores = [compute(name, NB201Space(replace(space.cfg, dead_edges=m)), arch, batch)
-              for m in ("skip", "official", "full")]
+    scores = [compute(name, _dead_edges(space, m), arch, batch) for m in ("skip", "official", "full")]
     assert scores == pytest.approx([scores[0]] * 3, rel=1e-9)
 
 
 def test_zen_is_finite_under_full(space: NB201Space) -> None:
     """A BN fed by an all-zero node has zero input variance: Zen leaves it out instead of adding log 0."""
-    zen, full = PROXIES.get("zen"), _full(space)
-    official = NB201Space(replace(space.cfg, dead_edges="official"))
+    zen, full, official = PROXIES.get("zen"), _dead_edges(space, "full"), _dead_edges(space, "official")
     scores = {}
     for text in (CONV_OF_ZEROS, DEAD_ENDS, GOOD):
         arch = space.parse(text)

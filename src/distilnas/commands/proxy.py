@@ -4,9 +4,9 @@ Scores every architecture of FILE (one per line; blank lines and ``#`` comments 
 proxy and writes one JSON object per line: ``{"arch", "score", "seconds"}`` plus ``"error"`` (and
 ``"score": null``) where the score failed. Overrides are checked against :class:`ProxyRunConfig`.
 
-NB201 at its official size (C=16, N=5, 3 input channels: CIFAR at 32 px, ImageNet16-120 at 16 px) runs with ``space.dead_edges=full`` unless the overrides
-set it: the official network's every edge, as in the published proxy values. Other sizes keep the space's
-default ``skip`` (the micro-benchmark's ground truth).
+NB201 at its official size (C=16, N=5, 3 input channels: CIFAR at 32 px, ImageNet16-120 at 16 px) runs
+with ``space.dead_edges=full`` unless the overrides set it: the official network's every edge, as in the
+published proxy values. Other sizes keep the space's default ``skip`` (the micro-benchmark's ground truth).
 """
 
 from __future__ import annotations
