@@ -38,6 +38,10 @@ Writes OUT/summary.csv (one row per run), OUT/summary.json, the ``--results`` JS
           - ...
           - [dna-merge, "{out}/block0", ..., --out, "{out}/potentials.json"]
         scores: [dna-score, "{out}/potentials.json", --archs, "{archs}", --out, "{scores}"]
+    proxies: [jacob_cov]                          # zero-cost proxies scored once, entries proxy:NAME
+    compare: [[rdnas, proxy:flops]]               # more pairs (either side: an entry or proxy:NAME)
+    ensembles: [[spos, proxy:jacob_cov]]          # entry avg:spos+proxy:jacob_cov: per seed, the mean
+                                                  # of each part's rank (over the archs all parts scored)
 
 **Steps entries** rank with a pipeline of commands instead of one supernet: ``steps`` are distilnas commands
 only (a ``distilnas`` subcommand, then its arguments; run as ``python -m distilnas.cli ...``, never through
@@ -97,7 +101,7 @@ RUN_KEYS = {"config": ("label", "config", "overrides", "compare_to"),  # an entr
 
 
 SUITE_KEYS = ("truth", "split", "predictions", "results", "scoring", "baseline", "seeds", "proxies", "proxy_space",
-              "proxy_overrides", "runs", "compare", "figure", "budget", "budget_figure")
+              "proxy_overrides", "runs", "compare", "ensembles", "figure", "budget", "budget_figure")
 
 
 def load_suite(path: str, seeds_arg: str = "") -> tuple[dict[str, Any], list[int]]:
@@ -120,6 +124,18 @@ def load_suite(path: str, seeds_arg: str = "") -> tuple[dict[str, Any], list[int
     for d in truth_dirs(suite):
         if not d.is_dir():
             raise SpecError(f"{path}: ground-truth folder {d} not found (build it with distilnas bench build)")
+    ens = suite.get("ensembles", [])
+    runs = suite["runs"] if isinstance(suite["runs"], list) else []
+    names = {str(r.get("label")) for r in runs if isinstance(r, dict)} | {
+        f"proxy:{x}" for x in suite.get("proxies", [])}
+    if not isinstance(ens, list) or not all(isinstance(e, list) and len(e) >= 2 for e in ens):
+        raise SpecError(f"{path}: ensembles must be a list of lists of two or more entries, e.g. "
+                        f"[[spos, proxy:jacob_cov]]")
+    for e in ens:
+        bad = [str(x) for x in e if str(x) not in names]
+        if bad:
+            raise SpecError(f"{path}: ensembles: {bad[0]!r} is neither an entry's label nor proxy:NAME of a proxy "
+                            f"in 'proxies'")
     try:
         seeds = [int(s) for s in seeds_arg.split(",")] if seeds_arg else [int(s) for s in suite.get("seeds", [])]
     except (TypeError, ValueError):
@@ -339,13 +355,22 @@ def proxy_predictions(name: str, predictions: Path) -> dict[str, float] | None:
     if not all(f.exists() for f in files):
         return None
     scored = [read_predictions(f) for f in files]
-    if len(scored) == 1:
-        return scored[0]
+    return scored[0] if len(scored) == 1 else rank_average(scored)
+
+
+def rank_average(scored: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each prediction's rank (higher = better), over the architectures all of them scored
+    with a finite value."""
     from scipy.stats import rankdata
 
     common = sorted(set.intersection(*(set(a for a, v in d.items() if np.isfinite(v)) for d in scored)))
     ranks = np.mean([rankdata([d[a] for a in common]) for d in scored], axis=0)
     return dict(zip(common, ranks.tolist()))
+
+
+def ensemble_label(parts: list[str]) -> str:
+    """The entry name of an ``ensembles`` item: ``avg:spos+proxy:jacob_cov``."""
+    return "avg:" + "+".join(parts)
 
 
 def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
@@ -367,6 +392,13 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
             lab = f"proxy:{name}"
             labels, avail[lab] = [*labels, lab], list(any_seeds)
             preds.update({(lab, s): pp for s in any_seeds})
+    for parts in suite.get("ensembles", []):  # per seed, the rank average of entries' and proxies' predictions
+        parts = [str(x) for x in parts]
+        if all(x in labels for x in parts):
+            lab, both = ensemble_label(parts), [s for s in any_seeds if all(s in avail[x] for x in parts)]
+            if both:
+                labels, avail[lab] = [*labels, lab], both
+                preds.update({(lab, s): rank_average([preds[(x, s)] for x in parts]) for s in both})
     baseline = suite.get("baseline")
     compare = [(lab, baseline) for lab in labels if baseline in labels and lab != baseline]
     compare += [(r["label"], r["compare_to"]) for r in suite["runs"] if r.get("compare_to")]

@@ -497,3 +497,42 @@ def test_only_with_an_unknown_label_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"run_suite: error: --only names cream-e48, not an entry of {path}; its entries: spos"]
     assert not (tmp_path / "out").exists()
+
+
+def test_ensembles_rank_average_an_entry_with_a_proxy_per_seed(tmp_path):
+    from scipy.stats import kendalltau, rankdata
+
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(4))
+    suite["ensembles"] = [["spos", "proxy:down"], ["good", "later"]]  # 'later' has nothing yet: left out
+    suite["compare"] = [["avg:spos+proxy:down", "proxy:down"]]
+    summary = rs.summarize(suite, ["spos", "good", "later"], [0, 1, 2], preds, resamples=100)
+    ens = summary["halves"]["report"]["entries"]["avg:spos+proxy:down"]
+    assert "avg:good+later" not in summary["halves"]["report"]["entries"]
+    assert ens["seeds"] == [0, 1, 2] and "diff_vs_spos" in ens and "diff_vs_proxy:down" in ens
+    # by hand, seed 1: ranks over every scored architecture, averaged, then tau on the report half
+    spos = rs.read_predictions(preds / "spos" / "seed1.jsonl")
+    down = rs.read_predictions(preds / "proxies" / "down.jsonl")
+    archs = sorted(spos)
+    avg = dict(zip(archs, (rankdata([spos[a] for a in archs]) + rankdata([down[a] for a in archs])) / 2))
+    report = json.loads(Path(suite["split"]).read_text())["report"]
+    truth = rs.load_truths(suite)
+    tau = kendalltau([avg[a] for a in report], [np.mean(truth[a]) for a in report])[0]
+    assert ens["tau"][1] == pytest.approx(tau)
+    # a backwards proxy drags the supernet's ranking down, and the average lies between the two
+    assert summary["halves"]["report"]["entries"]["proxy:down"]["mean"] < ens["mean"]
+
+
+@pytest.mark.parametrize("ens, msg", [([["spos"]], "lists of two or more"), ("spos", "lists of two or more"),
+                                      ([["spos", "proxy:nope"]], "'proxy:nope' is neither"),
+                                      ([["spos", "sopos"]], "'sopos' is neither")])
+def test_bad_ensembles_are_one_line_errors(tmp_path, ens, msg):
+    import yaml
+
+    rs = _suite_module()
+    suite, _ = _tiny_suite(tmp_path, np.random.default_rng(5))
+    suite["ensembles"] = ens
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(rs.SpecError, match=msg):
+        rs.load_suite(str(path))
