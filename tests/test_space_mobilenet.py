@@ -487,3 +487,21 @@ def test_official_cream_models_cost_pinned(cream_model, name, params, flops, off
     space, arch, net = cream_model(name)
     assert space.cost(arch) == {"params": params, "flops": flops}
     assert official_counter_macs(net, 224) == official_macs
+
+
+def test_init_as_cream_code_per_group_fan_out():
+    """timm's _init_weight_goog with fix_group_fanout (Cream's builder): conv N(0, 2 / (k*k*c_out/groups)),
+    so depthwise filters start at a dense filter's scale; classifier U(+-1/sqrt(classes)), zero bias."""
+    from distilnas.ops.mbconv import conv2d
+
+    torch.manual_seed(0)
+    dw = conv2d(144, 144, 5, groups=144)  # k5e6 at 24 input channels: fan_out 25
+    dense = conv2d(24, 144, 1)  # fan_out 144
+    assert dw.weight.std().item() == pytest.approx((2 / 25) ** 0.5, rel=0.05)  # 0.283, not 0.024
+    assert dense.weight.std().item() == pytest.approx((2 / 144) ** 0.5, rel=0.05)
+    space = create_space("mobilenet", build_space_config("mobilenet", {"preset": "fmnist16"}))
+    net = space.build(space.parse("k3e4-k3e4_k3e4-k3e4_k3e4-k3e4_k3e4-k3e4_k3e4-k3e4"), seed=0)
+    fc = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    bound = fc.out_features ** -0.5
+    assert fc.weight.abs().max().item() <= bound and fc.weight.abs().max().item() > 0.9 * bound
+    assert fc.bias.abs().max().item() == 0

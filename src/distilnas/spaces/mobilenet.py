@@ -28,6 +28,7 @@ from a 224 px lookup table as in the official code. Weight sharing: separate ops
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -209,7 +210,8 @@ class _Head(nn.Module):
         nn.init.zeros_(self.conv.bias)
         self.act = make_act(act)
         self.fc = nn.Linear(hidden, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, 0.01)
+        bound = 1.0 / math.sqrt(num_classes)  # timm's _init_weight_goog (Cream's code): U(+-1/sqrt(fan_out))
+        nn.init.uniform_(self.fc.weight, -bound, bound)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
