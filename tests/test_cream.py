@@ -339,6 +339,23 @@ def test_archs_file_bypassing_the_board_says_so(tmp_path, search_dict, capsys):
     assert "select.archs_file replaces cream's own candidates" in capsys.readouterr().err
 
 
+def test_archs_file_wins_over_select_by_board(tmp_path, search_dict):
+    """select_by=board ranks the board's own accuracies, but listed architectures replace the board as
+    the candidates: the result is the best listed one by the supernet's accuracy, as the note says."""
+    rng = random.Random(0)
+    space = NB201Space(NB201Config())
+    f = tmp_path / "archs.txt"
+    f.write_text("".join(f"{space.sample(rng)}\n" for _ in range(4)))
+    cfg = cream_search(search_dict)
+    cfg["select"]["archs_file"] = str(f)
+    cfg["algorithm"]["select_by"] = "board"
+    result = run_search(resolve_config(cfg), tmp_path / "run", progress=False)
+    listed = {ln for ln in f.read_text().splitlines()}
+    scored = [json.loads(ln) for ln in (tmp_path / "run" / "scores.jsonl").read_text().splitlines()]
+    assert {r["arch"] for r in scored} == listed and result["best"]["arch"] in listed
+    assert result["best"]["accuracy"] == max(r["accuracy"] for r in scored)
+
+
 def test_the_unrolled_step_is_the_training_step(space):
     """Eq. 7-8 differentiate through the student step training takes: w' = w - lr * rho * dKD/dw with rho
     a constant in w (the training step does not differentiate rho either), not through d rho / dw."""

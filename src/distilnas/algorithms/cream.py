@@ -511,7 +511,8 @@ class Cream(Algorithm):
         if not board:  # the board never opened (training shorter than the warm-up)
             return {**super().finalize(scores, top), "board": []}
         by_arch = {r["arch"]: r for r in scores}
-        if self.cfg.select_by == "board":
+        listed = set(by_arch) - {e["arch"] for e in board}  # select.archs_file: candidates off the board
+        if self.cfg.select_by == "board" and not listed:
             ranked = [{**by_arch.get(e["arch"], {"arch": e["arch"]}), "board_accuracy": e["accuracy"]}
                       for e in board]
         else:
