@@ -50,3 +50,29 @@ def test_search_selects_by_evolution_by_default(tmp_path):
     run_search(resolve_config(d), tmp_path / "rnd", progress=False)
     rows = [json.loads(ln) for ln in (tmp_path / "rnd" / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and "generation" not in rows[0]
+
+
+def test_random_selection_scores_num_archs_inside_the_flops_range(tmp_path):
+    """select.method=random with a FLOPs range draws num_archs distinct samples inside it (it used to
+    filter num_archs uniform samples, leaving fewer)."""
+    import pytest
+
+    from distilnas.config import ConfigError
+    from distilnas.spaces import create_space, build_space_config
+    from distilnas.search.evolution import samples_in_range
+
+    d = copy.deepcopy(SEARCH_DICT)
+    space = create_space("nb201", build_space_config("nb201", d["space"]))
+    flops = sorted(space.cost(space.sample(random.Random(i)))["flops"] for i in range(200))
+    lo, hi = flops[100], flops[160]  # a range that holds about 30% of the space
+    assert len(samples_in_range(space, 12, random.Random(0), lo, hi)) == 12
+    d["select"] = {"num_archs": 12, "top": 2, "method": "random", "flops_min": lo, "flops_max": hi}
+    run_search(resolve_config(d), tmp_path / "rnd", progress=False)
+    rows = [json.loads(ln) for ln in (tmp_path / "rnd" / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(lo <= space.cost(space.parse(r["arch"]))["flops"] <= hi for r in rows)
+    for bad, msg in (({"flops_min": hi, "flops_max": lo}, "above select.flops_max"),
+                     ({"flops_min": 10 * flops[-1]}, "no architecture with FLOPs")):
+        d["select"] = {"num_archs": 4, "method": "random", **bad}
+        with pytest.raises(ConfigError, match=msg):  # before any training
+            run_search(resolve_config(d), tmp_path / f"bad{len(bad)}", progress=False)
+        assert not (tmp_path / f"bad{len(bad)}" / "checkpoint.pt").exists()

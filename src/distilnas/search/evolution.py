@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from ..spaces import SearchSpace
 
-__all__ = ["evolution_search", "in_flops_range"]
+__all__ = ["evolution_search", "in_flops_range", "samples_in_range"]
 
 Score = Callable[[list[Any]], Iterable[dict[str, Any]]]
 
@@ -35,6 +35,20 @@ def in_flops_range(space: SearchSpace[Any], arch: Any, flops_min: float, flops_m
         return True
     f = space.cost(arch)["flops"]
     return f >= flops_min and (not flops_max or f <= flops_max)
+
+
+def samples_in_range(space: SearchSpace[Any], n: int, rng: random.Random, flops_min: float = 0.0,
+                     flops_max: float = 0.0, max_tries: int = 1000) -> list[Any]:
+    """Up to ``n`` distinct uniform samples inside the FLOPs constraint (rejection sampling, at most
+    ``max_tries * n`` draws), in the order drawn: random selection's candidates."""
+    out: dict[str, Any] = {}
+    for _ in range(max_tries * max(1, n)):
+        if len(out) == n:
+            break
+        a = space.sample(rng)
+        if str(a) not in out and in_flops_range(space, a, flops_min, flops_max):
+            out[str(a)] = a
+    return list(out.values())
 
 
 def _fitness(row: dict[str, Any]) -> tuple[float, float]:

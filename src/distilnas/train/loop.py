@@ -32,7 +32,7 @@ from ..devices import resolve_device
 from ..environment import environment
 from ..evaluate.scoring import ScoreConfig
 from ..fileio import LOCK_NAME, OutputError, atomic_open, dumps, prepare_out_dir, run_lock
-from ..search.evolution import evolution_search, in_flops_range
+from ..search.evolution import evolution_search, samples_in_range
 from ..spaces import SearchSpace, build_space_config, check_data, create_space, read_archs
 from . import distributed as dist
 from ..errors import DivergenceError, RunError
@@ -399,6 +399,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, resume: bool = False,
         stack.enter_context(torch_threads(cfg.train.threads))  # restored when the search returns
         run = build_run(cfg, device)
         candidates = (read_archs(cfg.select.archs_file, run.space) if cfg.select.archs_file else None)
+        _check_select_range(run, candidates)
         if cfg.train.tensorboard and is_main:
             _tensorboard(out).close()  # the package is there (checked before any data is loaded)
         data = load_dataset(cfg.data)
@@ -435,6 +436,22 @@ def _refuse_foreign_dir(out: Path) -> None:
                               f"{', ...' if len(others) > 3 else ''}); choose a new or empty directory")
 
 
+def _check_select_range(run: Run, candidates: list[Any] | None) -> None:
+    """Before training: the selection's FLOPs range must hold an architecture of the space (else the search
+    would train, then find nothing to select)."""
+    sel = run.cfg.select
+    if candidates is not None or not (sel.flops_min or sel.flops_max):
+        return
+    if sel.flops_max and sel.flops_min > sel.flops_max:
+        raise ConfigError(f"select.flops_min={sel.flops_min:g} is above select.flops_max={sel.flops_max:g}; "
+                          f"swap them (select.flops_max=0 means no upper bound)")
+    if type(run.algorithm).candidates is Algorithm.candidates and not samples_in_range(
+            run.space, 1, random.Random(0), sel.flops_min, sel.flops_max, max_tries=2000):
+        raise ConfigError(f"select: no architecture with FLOPs in [{sel.flops_min:,.0f}, "
+                          f"{sel.flops_max or math.inf:,.0f}] in 2,000 uniform samples of the space; widen "
+                          f"select.flops_min / select.flops_max (`distilnas list` shows the space's options)")
+
+
 def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, stats: dict[str, Any],
             progress: bool | None) -> dict[str, Any]:
     """Score the candidates into ``out/scores.jsonl`` and write ``out/result.json``. A score that is not
@@ -462,10 +479,14 @@ def _select(run: Run, data: Splits, candidates: list[Any] | None, out: Path, sta
                                       sel.mutation_prob, sel.flops_min, sel.flops_max):
                 f.write(dumps({**r, "accuracy": None} if r["accuracy"] == -math.inf else r) + "\n")
         else:
-            if candidates is None:
+            if candidates is None and not own and (sel.flops_min or sel.flops_max):
+                candidates = samples_in_range(run.space, sel.num_archs, rng, sel.flops_min, sel.flops_max)
+                if not candidates:
+                    raise ConfigError(f"select: no architecture of the space has FLOPs in [{sel.flops_min:,.0f}, "
+                                      f"{sel.flops_max or math.inf:,.0f}] (in {1000 * sel.num_archs:,} uniform "
+                                      f"samples); widen select.flops_min / select.flops_max")
+            elif candidates is None:
                 candidates = run.algorithm.candidates(sel.num_archs, rng)
-                if not own and (sel.flops_min or sel.flops_max):
-                    candidates = [a for a in candidates if in_flops_range(run.space, a, sel.flops_min, sel.flops_max)]
             for r in score(candidates):
                 f.write(dumps(r) + "\n")
     if not scores:
