@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The experiments still open for issues 11 and 12, in two lanes of one core each, so that a machine that
+# lost its run directories (a new session, a reboot) picks them up with two commands:
+#
+#     benchmarks/pending.sh A > runs/pending-A.log 2>&1 &
+#     benchmarks/pending.sh B > runs/pending-B.log 2>&1 &
+#
+# Every step skips what is already committed (suite predictions in benchmarks/results/, ground-truth runs in
+# benchmarks/groundtruth/*/runs.jsonl) and resumes what its run directory still holds, so rerunning a lane
+# is always safe; a step that fails is reported and the lane goes on. Commit the new predictions and
+# runs.jsonl lines as they arrive (a run cut off by the end of a session is redone from its start).
+# The lanes never train the same run. OUT (default runs/pending) holds the run directories; PYTHON (default
+# .venv/bin/python) is the interpreter, the code is this checkout's src/.
+set -u
+cd "$(dirname "$0")/.."
+lane=${1:?usage: benchmarks/pending.sh A|B [OUT]}
+out=${2:-runs/pending}
+py=${PYTHON:-.venv/bin/python}
+export OMP_NUM_THREADS=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+
+step() {  # run one step; report a failure and go on
+  echo "== $(date -u +%FT%TZ) $*"
+  "$@" || echo "== failed (status $?): $*"
+}
+suite() { step "$py" benchmarks/run_suite.py "benchmarks/suites/$1.yaml" --out "$out/suite" "${@:2}"; }
+
+case $lane in
+A)  # issue 11: the teacher table's last seed; issue 12: MobileNet ground truth, ranking, search quality
+  suite nb201_fmnist16_rdnas_teachers --only rdnas-rank3
+  step "$py" -m distilnas.cli bench build configs/bench/groundtruth_mobilenet_w025_fmnist16.yaml \
+    --archs benchmarks/groundtruth/mobilenet_w025_fmnist16/archs.txt \
+    --out benchmarks/groundtruth/mobilenet_w025_fmnist16 workers=1
+  suite mobilenet_w025_fmnist16
+  step "$py" benchmarks/search_quality.py benchmarks/suites/search_quality_mobilenet_fmnist16.yaml --out "$out/sq"
+  ;;
+B)  # issue 11: budget curve, RD-NAS with jacob_cov at 8 seeds, the 4x ranking weight;
+    # issue 12: Cream vs SPOS at 24 epochs (8 seeds), Cream's tuning knobs, ranking over training
+  suite nb201_fmnist16_budget
+  suite nb201_fmnist16 --only rdnas-jacob_cov
+  suite nb201_fmnist16_rdnas_teachers --only rdnas-jacob_cov-scale-8
+  suite nb201_fmnist16_e24
+  suite nb201_fmnist16_cream_tuning --only cream-meta-lr-1e-4,cream-official,cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
+  for m in spos cream; do
+    for s in 0 1 2; do
+      d="$out/rot/$m$s"
+      resume=(); [ -e "$d/checkpoint.pt" ] && resume=(--resume)
+      [ -e "$d/result.json" ] || step "$py" -m distilnas.cli search "configs/bench/${m}_nb201_fmnist16.yaml" \
+        --out "$d" "${resume[@]}" "seed=$s" train.threads=1 train.snapshot_every=2
+    done
+  done
+  step "$py" benchmarks/ranking_over_training.py benchmarks/suites/nb201_fmnist16.yaml \
+    --run "spos=$out/rot/spos0,$out/rot/spos1,$out/rot/spos2" \
+    --run "cream=$out/rot/cream0,$out/rot/cream1,$out/rot/cream2" --pair cream:spos --half tuning \
+    --out benchmarks/results/nb201_fmnist16_over_training.json \
+    --figure docs/img/benchmark/ranking_over_training_nb201_fmnist16.png
+  ;;
+*) echo "usage: benchmarks/pending.sh A|B [OUT]" >&2; exit 2 ;;
+esac
+echo "== $(date -u +%FT%TZ) lane $lane done"
