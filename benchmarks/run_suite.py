@@ -28,7 +28,7 @@ Writes OUT/summary.csv (one row per run), OUT/summary.json, the ``--results`` JS
     runs:
       - {label: spos, config: configs/bench/spos_nb201_fmnist16.yaml}
       - {label: cream-random, config: configs/bench/cream_nb201_fmnist16.yaml,
-         overrides: [algorithm.pick=random], compare_to: cream}
+         overrides: [algorithm.pick=random], compare_to: cream, seeds: [0, 1, 2]}   # its own seeds
       - label: dna                                                # a steps entry, see below
         steps:
           - [train, ARCH, --space, mobilenet, --config, configs/dna/teacher_fmnist16.yaml,
@@ -96,8 +96,8 @@ from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 
 RESAMPLES = 2000
-RUN_KEYS = {"config": ("label", "config", "overrides", "compare_to"),  # an entry has one of config, steps
-            "steps": ("label", "steps", "scores", "compare_to")}
+RUN_KEYS = {"config": ("label", "config", "overrides", "compare_to", "seeds"),  # an entry has one of config, steps
+            "steps": ("label", "steps", "scores", "compare_to", "seeds")}
 
 
 SUITE_KEYS = ("truth", "split", "predictions", "results", "scoring", "baseline", "seeds", "proxies", "proxy_space",
@@ -259,6 +259,9 @@ def check_runs(runs: Any, seeds: list[int], out: Path, archs_file: Path) -> None
         if unknown:
             raise SpecError(f"{where}: unknown key {unknown[0]!r} for a {kind} entry (allowed: "
                             f"{', '.join(RUN_KEYS[kind])})")
+        own = r.get("seeds", [0])
+        if not isinstance(own, list) or not own or not all(isinstance(x, int) and x >= 0 for x in own):
+            raise SpecError(f"{where}: seeds must be a non-empty list of non-negative whole numbers, got {own!r}")
         if kind == "config":
             if not isinstance(r["config"], str) or not Path(r["config"]).is_file():
                 raise SpecError(f"{where}: config file {r['config']!r} not found")
@@ -373,16 +376,27 @@ def ensemble_label(parts: list[str]) -> str:
     return "avg:" + "+".join(parts)
 
 
+def entry_seeds(suite: dict[str, Any], seeds: list[int], explicit: bool = False) -> dict[str, list[int]]:
+    """Each entry's seeds: its own ``seeds`` key, else the suite's; ``explicit`` (``--seeds`` given): ``seeds``
+    for every entry."""
+    return {r["label"]: list(seeds) if explicit or "seeds" not in r else [int(x) for x in r["seeds"]]
+            for r in suite["runs"]}
+
+
 def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
-              resamples: int = RESAMPLES) -> dict[str, Any]:
+              resamples: int = RESAMPLES, seeds_of: dict[str, list[int]] | None = None) -> dict[str, Any]:
     """The comparison from the prediction files, per half: every entry over the seeds it has finished
     (its tau, mean and interval), every comparison paired over the seeds both sides have finished (so an
-    entry still running does not hold back the others)."""
+    entry still running does not hold back the others). ``seeds_of``: an entry's own seeds (default: the
+    entries' ``seeds`` keys, else ``seeds``)."""
     truth = load_truths(suite)
     split = json.loads(Path(suite["split"]).read_text()) if suite.get("split") else {"report": list(truth)}
     scoring = [str(o) for o in suite.get("scoring", [])]
-    avail = {lab: [s for s in seeds if _committed(predictions, lab, s, scoring) is not None] for lab in labels}
-    missing = [lab for lab in labels if avail[lab] != list(seeds)]  # entries not finished for every seed
+    seeds_of = {**entry_seeds(suite, seeds), **(seeds_of or {})}
+    own = {lab: seeds_of.get(lab, list(seeds)) for lab in labels}
+    avail = {lab: [s for s in own[lab] if _committed(predictions, lab, s, scoring) is not None] for lab in labels}
+    missing = [lab for lab in labels if avail[lab] != own[lab]]  # entries not finished for every seed
+    seeds = sorted(set(seeds).union(*own.values()))
     labels = [lab for lab in labels if avail[lab]]
     any_seeds = [s for s in seeds if any(s in avail[lab] for lab in labels)]
     preds = {(lab, s): read_predictions(predictions / lab / f"seed{s}.jsonl") for lab in labels for s in avail[lab]}
@@ -433,7 +447,7 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     common = [s for s in seeds if labels and all(s in avail[lab] for lab in labels)]
     complete = with_truth == wanted and not missing
     status = "complete" if complete else (
-        "partial: " + ", ".join(f"{lab} {len(avail.get(lab, []))} of {len(seeds)} seeds" for lab in missing)
+        "partial: " + ", ".join(f"{lab} {len(avail.get(lab, []))} of {len(own[lab])} seeds" for lab in missing)
         + ("; " if missing else "") + f"{with_truth} of {wanted} architectures with ground truth")
     return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
             "split": suite.get("split"), "baseline": baseline, "resamples": resamples}
@@ -518,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
+    seeds_of = entry_seeds(suite, seeds, explicit=bool(args.seeds))
     labels = [r["label"] for r in runs]
     predictions = Path(suite.get("predictions") or out / "predictions")
     scoring = [str(o) for o in suite.get("scoring", [])]
@@ -534,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             with ThreadPoolExecutor(args.parallel) as pool:
-                rows = list(pool.map(lambda j: job(*j), [(r, s) for s in seeds for r in runs]))
+                rows = list(pool.map(lambda j: job(*j), [(r, s) for s in sorted(set().union(*seeds_of.values()))
+                                                         for r in runs if s in seeds_of[r["label"]]]))
         except (JobError, SpecError) as e:  # SpecError: a step's config changed since the check
             print(f"run_suite: failed: {e}", file=sys.stderr)
             return 1
@@ -542,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    summary = summarize(suite, labels, seeds, predictions, args.resamples)
+    summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     target = args.results or suite.get("results")
     if target:

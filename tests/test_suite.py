@@ -536,3 +536,36 @@ def test_bad_ensembles_are_one_line_errors(tmp_path, ens, msg):
     path.write_text(yaml.safe_dump(suite))
     with pytest.raises(rs.SpecError, match=msg):
         rs.load_suite(str(path))
+
+
+def test_an_entry_with_its_own_seeds(tmp_path):
+    """An entry's ``seeds`` key (e.g. the budget curve's 12-epoch point, the main suite's 8 seeds): its mean
+    is over its own seeds, its differences over the seeds both sides have, and the suite is complete."""
+    rs = _suite_module()
+    rng = np.random.default_rng(6)
+    suite, preds = _tiny_suite(tmp_path, rng)
+    for s in (3, 4):  # two more seeds of 'good' only
+        src = (preds / "good" / "seed0.jsonl").read_text()
+        (preds / "good" / f"seed{s}.jsonl").write_text(src)
+        (preds / "good" / f"seed{s}.result.json").write_text(json.dumps({"scoring": ["score.val_size=10"]}))
+    suite["runs"] = [{"label": "spos"}, {"label": "good", "seeds": [0, 1, 2, 3, 4]}]
+    suite["proxies"], suite["compare"] = [], []
+    summary = rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)
+    assert summary["status"] == "complete" and summary["seeds"] == [0, 1, 2]
+    good = summary["halves"]["report"]["entries"]["good"]
+    assert good["seeds"] == [0, 1, 2, 3, 4] and len(good["tau"]) == 5
+    assert good["diff_vs_spos"]["seeds"] == [0, 1, 2]
+    assert rs.entry_seeds(suite, [0, 1, 2]) == {"spos": [0, 1, 2], "good": [0, 1, 2, 3, 4]}
+    assert rs.entry_seeds(suite, [1], explicit=True) == {"spos": [1], "good": [1]}  # --seeds wins
+    suite["runs"][1]["seeds"] = [5]  # a seed it has not run: partial
+    assert rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)["status"].startswith(
+        "partial: good 0 of 1 seeds")
+
+
+@pytest.mark.parametrize("bad", [[], "0,1", [-1], [0.5]])
+def test_bad_entry_seeds_are_one_line_errors(tmp_path, bad):
+    rs = _suite_module()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("seed: 0\n")
+    with pytest.raises(rs.SpecError, match="entry a: seeds must be a non-empty list"):
+        rs.check_runs([{"label": "a", "config": str(cfg), "seeds": bad}], [0], tmp_path, tmp_path / "archs.txt")
