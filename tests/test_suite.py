@@ -569,3 +569,32 @@ def test_bad_entry_seeds_are_one_line_errors(tmp_path, bad):
     cfg.write_text("seed: 0\n")
     with pytest.raises(rs.SpecError, match="entry a: seeds must be a non-empty list"):
         rs.check_runs([{"label": "a", "config": str(cfg), "seeds": bad}], [0], tmp_path, tmp_path / "archs.txt")
+
+
+def test_op_bias_counts_edges_and_correlates(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("op_bias", REPO / "benchmarks" / "op_bias.py")
+    ob = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ob)
+    cell = "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    assert ob.op_counts(cell) == {"conv": 3, "pool": 1, "skip": 1, "none": 1}
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    rng = np.random.default_rng(0)
+    archs = ["|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*rng.choice(ops, 6)) for _ in range(40)]
+    archs = list(dict.fromkeys(archs))
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    acc = {a: float(ob.op_counts(a)["conv"]) + rng.normal(scale=0.1) for a in archs}  # truth rewards convs
+    (truth / "table.json").write_text(json.dumps({"archs": {a: {"accuracy": [v, v]} for a, v in acc.items()}}))
+    (truth / "archs.txt").write_text("\n".join(archs) + "\n")
+    pred = tmp_path / "pred" / "pool-lover"
+    pred.mkdir(parents=True)
+    (pred / "seed0.jsonl").write_text("".join(json.dumps({"arch": a, "accuracy": ob.op_counts(a)["pool"]}) + "\n"
+                                              for a in archs))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"truth": [str(truth)], "predictions": str(tmp_path / "pred"), "seeds": [0],
+                                 "runs": [{"label": "pool-lover", "config": "x"}]}))
+    assert ob.main([str(suite), "pool-lover"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    truth_row, lover = lines[2].split(), lines[3].split()
+    assert float(truth_row[2]) > 0.8 and float(lover[3]) > 0.8  # truth: tau with conv; the entry: with pool
+    assert ob.main([str(suite), "nobody"]) == 2
