@@ -598,3 +598,26 @@ def test_op_bias_counts_edges_and_correlates(tmp_path, capsys):
     truth_row, lover = lines[2].split(), lines[3].split()
     assert float(truth_row[2]) > 0.8 and float(lover[3]) > 0.8  # truth: tau with conv; the entry: with pool
     assert ob.main([str(suite), "nobody"]) == 2
+
+
+def test_pending_lanes_name_real_suites_entries_and_configs():
+    """benchmarks/pending.sh restarts the open experiments on a fresh machine: every suite it runs exists,
+    every --only label is an entry of that suite, every config it names exists, and a bad lane is refused."""
+    import re
+    import subprocess
+
+    import yaml
+
+    script = REPO / "benchmarks" / "pending.sh"
+    text = script.read_text()
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    calls = re.findall(r"^\s*suite (\S+)(?: --only (\S+))?", text, flags=re.M)
+    assert len(calls) >= 7
+    for name, only in calls:
+        suite = yaml.safe_load((REPO / "benchmarks" / "suites" / f"{name}.yaml").read_text())
+        labels = {r["label"] for r in suite["runs"]}
+        assert set(filter(None, only.split(","))) <= labels, (name, only)
+    for path in re.findall(r"(configs/\S+?\.yaml|benchmarks/suites/\S+?\.yaml)", text.replace("${m}", "spos")):
+        assert (REPO / path).is_file(), path
+    bad = subprocess.run(["bash", str(script), "C"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
