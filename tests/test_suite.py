@@ -617,7 +617,8 @@ def test_pending_lanes_name_real_suites_entries_and_configs():
         suite = yaml.safe_load((REPO / "benchmarks" / "suites" / f"{name}.yaml").read_text())
         labels = {r["label"] for r in suite["runs"]}
         assert set(filter(None, only.split(","))) <= labels, (name, only)
-    for path in re.findall(r"(configs/\S+?\.yaml|benchmarks/suites/\S+?\.yaml)", text.replace("${m}", "spos")):
-        assert (REPO / path).is_file(), path
+    for m in ("spos", "cream"):
+        for path in re.findall(r"(configs/[\w/.-]+?\.yaml|benchmarks/suites/[\w/.-]+?\.yaml)", text.replace("${m}", m)):
+            assert (REPO / path).is_file(), path
     bad = subprocess.run(["bash", str(script), "C"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
