@@ -56,15 +56,17 @@ class StepOutput:
     forward_images: int = 0
 
 
-def distinct_samples(n: int, draw: Callable[[], Any]) -> list[Any]:
-    """Up to ``n`` architectures of distinct strings from ``draw()`` (at most ``100 n`` draws), in the
-    order first drawn."""
+def distinct_samples(n: int, draw: Callable[[], Any], admit: Callable[[Any], bool] | None = None,
+                     tries: int = 100) -> list[Any]:
+    """Up to ``n`` architectures of distinct strings from ``draw()`` that ``admit`` accepts (default: all),
+    at most ``tries * n`` draws, in the order first drawn."""
     seen: dict[str, Any] = {}
-    for _ in range(100 * n):
+    for _ in range(tries * n):
         if len(seen) == n:
             break
         a = draw()
-        seen.setdefault(str(a), a)
+        if str(a) not in seen and (admit is None or admit(a)):
+            seen[str(a)] = a
     return list(seen.values())
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterable
 
+from ..algorithms.base import distinct_samples
 from ..spaces import SearchSpace
 
 __all__ = ["evolution_search", "in_flops_range", "samples_in_range"]
@@ -44,14 +45,8 @@ def samples_in_range(space: SearchSpace[Any], n: int, rng: random.Random, flops_
                      flops_max: float = 0.0, max_tries: int = 1000) -> list[Any]:
     """Up to ``n`` distinct uniform samples inside the FLOPs constraint (rejection sampling, at most
     ``max_tries * n`` draws), in the order drawn: random selection's candidates."""
-    out: dict[str, Any] = {}
-    for _ in range(max_tries * max(1, n)):
-        if len(out) == n:
-            break
-        a = space.sample(rng)
-        if str(a) not in out and in_flops_range(space, a, flops_min, flops_max):
-            out[str(a)] = a
-    return list(out.values())
+    return distinct_samples(n, lambda: space.sample(rng), lambda a: in_flops_range(space, a, flops_min, flops_max),
+                            max_tries)
 
 
 def _fitness(row: dict[str, Any]) -> tuple[float, float]:
