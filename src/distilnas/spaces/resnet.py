@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +211,20 @@ class BasicBlock(nn.Module):
         return F.relu(out + short, inplace=True)
 
 
+def _stages(shape: ResNetShape, block: Callable[..., nn.Module]) -> tuple[nn.ModuleList, int]:
+    """The stages of ``shape`` built from ``block(c_in, c_inner, c_out, stride, project)`` (the first block of
+    every stage but the first halves the resolution, with a projected shortcut), and the last stage's width."""
+    stages, c_in = [], shape.stage_widths[0]
+    for s, (c_out, inner) in enumerate(zip(shape.stage_widths, shape.inner_widths)):
+        blocks = []
+        for b, c_mid in enumerate(inner):
+            first = b == 0 and s > 0
+            blocks.append(block(c_in, c_mid, c_out, 2 if first else 1, project=first))
+            c_in = c_out
+        stages.append(nn.ModuleList(blocks))
+    return nn.ModuleList(stages), c_in
+
+
 class ResNet(nn.Module):
     """A standalone network of the space (plain layers), with the channel counts of ``shape``."""
 
@@ -220,16 +235,8 @@ class ResNet(nn.Module):
         self.stem_conv = nn.Conv2d(cfg.in_channels, c0, k, stride, k // 2, bias=False)
         self.stem_bn = nn.BatchNorm2d(c0)
         self.pool = cfg.stem == "7x7"
-        stages, c_in = [], c0
-        for s, (c_out, inner) in enumerate(zip(shape.stage_widths, shape.inner_widths)):
-            blocks = []
-            for b, c_mid in enumerate(inner):
-                first = b == 0 and s > 0
-                blocks.append(BasicBlock(c_in, c_mid, c_out, 2 if first else 1, project=first))
-                c_in = c_out
-            stages.append(nn.ModuleList(blocks))
-        self.stages = nn.ModuleList(stages)
-        self.fc = nn.Linear(c_in, cfg.num_classes)
+        self.stages, c_last = _stages(shape, BasicBlock)
+        self.fc = nn.Linear(c_last, cfg.num_classes)
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,16 +287,8 @@ class ResNetSupernet(nn.Module):
         self.stem_conv = SlimConv2d(cfg.in_channels, c0, k, stride, k // 2)
         self.stem_bn = SlimBatchNorm2d(c0)
         self.pool = cfg.stem == "7x7"
-        stages, c_in = [], c0
-        for s, (c_out, inner) in enumerate(zip(widest.stage_widths, widest.inner_widths)):
-            blocks = []
-            for b, c_mid in enumerate(inner):
-                first = b == 0 and s > 0
-                blocks.append(SlimBasicBlock(c_in, c_mid, c_out, 2 if first else 1, project=first))
-                c_in = c_out
-            stages.append(nn.ModuleList(blocks))
-        self.stages = nn.ModuleList(stages)
-        self.fc = SlimLinear(c_in, cfg.num_classes)
+        self.stages, c_last = _stages(widest, SlimBasicBlock)
+        self.fc = SlimLinear(c_last, cfg.num_classes)
         _init_weights(self)
 
     def forward(self, x: torch.Tensor, arch: ResNetArch | None = None) -> torch.Tensor:
