@@ -11,6 +11,8 @@ from scipy import stats
 
 from distilnas.evaluate.metrics import (
     align,
+    detectable_difference,
+    difference_power,
     format_table,
     noise_ceiling,
     rank_metrics,
@@ -323,3 +325,38 @@ def test_seed_arch_bootstrap_needs_seeds_for_a_verdict():
     preds = {"base": _noisy(truth, 3.0, 1, rng), "good": _noisy(truth, 0.1, 1, rng)}
     out = seed_arch_bootstrap(preds, truth, baseline="base", resamples=200)
     assert out["good"]["diff_vs_base"]["verdict"] == "too few seeds"  # one seed: no seed spread to judge by
+
+
+def test_difference_power_splits_seed_and_architecture_noise():
+    rng = np.random.default_rng(4)
+    n, S = 60, 8
+    truth = rng.normal(size=n)
+    a = np.stack([truth + rng.normal(scale=s, size=n) for s in rng.uniform(0.3, 2.0, size=S)])
+    ref = np.stack([truth + rng.normal(scale=s, size=n) for s in rng.uniform(0.3, 2.0, size=S)])
+    out = difference_power(a, ref, truth, resamples=1000)
+    per_seed = [stats.kendalltau(a[s], truth)[0] - stats.kendalltau(ref[s], truth)[0] for s in range(S)]
+    assert out["diff"] == pytest.approx(np.mean(per_seed))
+    assert out["sd_seed"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert out["se"] == pytest.approx(math.hypot(out["se_seed"], out["se_arch"]))
+    assert out["sd_arch"] == pytest.approx(out["se_arch"] * math.sqrt(n))
+    # the two-term model agrees with the joint seed-and-architecture bootstrap the suites report
+    joint = seed_arch_bootstrap({"a": a, "ref": ref}, truth, pairs=[("a", "ref")], resamples=2000)
+    lo, hi = joint["a"]["diff_vs_ref"]["ci95"]
+    assert (hi - lo) / 2 == pytest.approx(1.96 * out["se"], rel=0.3)
+    # seeds that agree leave the architecture term alone
+    same = difference_power(np.tile(a[0], (S, 1)), np.tile(ref[0], (S, 1)), truth, resamples=500)
+    assert same["sd_seed"] == 0 and same["se_arch"] > 0 and same["se"] == pytest.approx(same["se_arch"])
+    with pytest.raises(ValueError, match="S >= 2"):
+        difference_power(a[:1], ref[:1], truth)
+    with pytest.raises(ValueError, match="n = 60"):
+        difference_power(a[:, :10], ref[:, :10], truth)
+
+
+def test_detectable_difference_is_the_normal_test_mde():
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    assert detectable_difference(0.1, 0.2, 8, 64) == pytest.approx(z * math.sqrt(0.01 / 8 + 0.04 / 64))
+    assert detectable_difference(0.1, 0.2, 16, 64) < detectable_difference(0.1, 0.2, 8, 64)
+    assert detectable_difference(0.1, 0.2, 8, 128) < detectable_difference(0.1, 0.2, 8, 64)
+    assert detectable_difference(0.1, 0.2, 8, 64, power=0.9) > detectable_difference(0.1, 0.2, 8, 64)
+    with pytest.raises(ValueError, match=">= 1"):
+        detectable_difference(0.1, 0.2, 0, 64)

@@ -622,3 +622,26 @@ def test_pending_lanes_name_real_suites_entries_and_configs():
             assert (REPO / path).is_file(), path
     bad = subprocess.run(["bash", str(script), "C"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_power_reports_the_detectable_difference_and_refuses_bad_pairs(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("power", REPO / "benchmarks" / "power.py")
+    pw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pw)
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(5))
+    path = tmp_path / "suite.yaml"
+    path.write_text(json.dumps({**suite, "predictions": str(preds), "seeds": [0, 1, 2],
+                                "runs": [{"label": "spos"}, {"label": "good"}]}))
+    out = tmp_path / "power.json"
+    assert pw.main([str(path), "--resamples", "200", "--pool-min-seeds", "3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "good - spos" in text and "64 archs" in text  # the pair, then the projection grid
+    res = json.loads(out.read_text())
+    (row,) = res["rows"]
+    assert row["seeds"] == 3 and row["num_archs"] == 12 and row["diff"] > 0.3  # 'good' ranks far better
+    assert row["mde"] > 0 and row["joint_ci95"][0] < row["diff"] < row["joint_ci95"][1]
+    assert res["grid_mde"]["64x512"] < res["grid_mde"]["3x64"]
+    for bad, msg in ((["--pairs", "good"], "not a:ref"), (["--pairs", "good:nobody"], "no entry 'nobody'"),
+                     (["--target", "0"], "--target"), (["--half", "middle"], "no 'middle' half")):
+        assert pw.main([str(path), "--resamples", "200", *bad]) == 2
+        assert msg in capsys.readouterr().err

@@ -33,6 +33,8 @@ __all__ = [
     "noise_ceiling",
     "summarize_seeds",
     "seed_arch_bootstrap",
+    "difference_power",
+    "detectable_difference",
     "verdict",
     "format_table",
     "DEFAULT_TABLE_KEYS",
@@ -487,6 +489,68 @@ def seed_arch_bootstrap(
         out[k][f"diff_vs_{ref}"] = {"mean": out[k]["mean"] - out[ref]["mean"], "ci95": [lo, hi],
                                     "verdict": verdict(lo, hi) if S >= min_seeds else "too few seeds"}
     return out
+
+
+def detectable_difference(sd_seed: float, sd_arch: float, seeds: int, num_archs: int, level: float = 0.95,
+                          power: float = 0.8) -> float:
+    """The smallest true difference in mean tau that a paired comparison over ``seeds`` seeds and
+    ``num_archs`` architectures detects with probability ``power`` (two-sided, at ``1 - level``):
+    ``(z_{(1+level)/2} + z_power) * sqrt(sd_seed^2 / seeds + sd_arch^2 / num_archs)``, the usual minimum
+    detectable effect of a normal test, with the two noise terms of :func:`difference_power` added."""
+    if seeds < 1 or num_archs < 1:
+        raise ValueError(f"seeds and num_archs must be >= 1, got {seeds} and {num_archs}")
+    z = stats.norm.ppf((1 + level) / 2) + stats.norm.ppf(power)
+    return float(z * math.sqrt(sd_seed ** 2 / seeds + sd_arch ** 2 / num_archs))
+
+
+def difference_power(
+    a: np.ndarray | Sequence[Sequence[float]],
+    ref: np.ndarray | Sequence[Sequence[float]],
+    truth: Sequence[float] | np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    power: float = 0.8,
+) -> dict[str, float]:
+    """How precisely paired seeds and a sample of architectures pin down a difference in mean tau.
+
+    The difference ``D = mean_s tau(a_s, truth) - mean_s tau(ref_s, truth)`` varies with the seeds that ran
+    and with the architectures that were sampled. The seed term: the per-seed differences ``d_s`` (on these
+    architectures) scatter with standard deviation ``sd_seed``, so the mean over S seeds carries
+    ``sd_seed^2 / S``. The architecture term: with the seeds held fixed, a bootstrap over the n
+    architectures gives the standard error ``se_arch`` of D, i.e. ``sd_arch^2 / n`` with ``sd_arch =
+    sqrt(n) * se_arch`` per architecture. Assuming the two add (the seed-and-architecture bootstrap of
+    :func:`seed_arch_bootstrap` draws both at once: its 95% interval
+    should span about 3.9 ``se``), :func:`detectable_difference` projects the smallest difference another
+    design would detect.
+
+    Args:
+        a, ref: (S, n) predictions of the two entries, row s = seed s of both (paired), columns in the
+            order of ``truth``; S >= 2.
+        truth: (n,) ground truth.
+
+    Returns:
+        ``seeds``, ``num_archs``, ``diff`` (D), ``sd_seed``, ``sd_arch``, ``se_seed``, ``se_arch``, ``se`` (both
+        terms), ``mde`` (:func:`detectable_difference` at this design).
+    """
+    t = np.asarray(truth, dtype=np.float64).ravel()
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if x.ndim != 2 or x.shape != y.shape or x.shape[1] != t.shape[0] or x.shape[0] < 2:
+        raise ValueError(f"difference_power needs two (S, n) arrays with S >= 2 and n = {t.shape[0]}; "
+                         f"got {x.shape} and {y.shape}")
+    S, n = x.shape
+    d = np.array([_kendall(x[s], t) - _kendall(y[s], t) for s in range(S)])
+    rng = np.random.default_rng(seed)
+    seed_idx = np.tile(np.arange(S), (resamples, 1))  # the seeds held fixed
+    arch_idx = rng.integers(0, n, size=(resamples, n))
+    rounds = _mean_tau_over_seeds(x, t, seed_idx, arch_idx) - _mean_tau_over_seeds(y, t, seed_idx, arch_idx)
+    sd_seed = float(np.std(d, ddof=1))
+    se_arch = float(np.nanstd(rounds, ddof=1))
+    sd_arch = se_arch * math.sqrt(n)
+    return {"seeds": S, "num_archs": n, "diff": float(np.mean(d)), "sd_seed": sd_seed, "sd_arch": sd_arch,
+            "se_seed": sd_seed / math.sqrt(S), "se_arch": se_arch,
+            "se": math.sqrt(sd_seed ** 2 / S + se_arch ** 2),
+            "mde": detectable_difference(sd_seed, sd_arch, S, n, level, power)}
 
 
 def verdict(lo: float, hi: float) -> str:
