@@ -82,17 +82,19 @@ def pair_rows(suite: dict, pairs: list[tuple[str, str]], half: str, seeds: list[
         z = detectable_difference(1.0, 0.0, 1, 1, level, power)  # z_{1-alpha/2} + z_power
         target_se = target / z
         S, n = pw["seeds"], pw["num_archs"]
-        out.append({"pair": f"{a} - {ref}", **pw, "joint_ci95": [lo, hi], "model_ci_halfwidth":
-                    float(1.959964 * pw["se"]), "joint_ci_halfwidth": (hi - lo) / 2,
-                    "seeds_for_target": needed(pw["sd_arch"] / math.sqrt(n), pw["sd_seed"], target_se),
-                    "seeds_for_target_2n": needed(pw["sd_arch"] / math.sqrt(2 * n), pw["sd_seed"], target_se),
-                    "archs_for_target": needed(pw["sd_seed"] / math.sqrt(S), pw["sd_arch"], target_se),
-                    "archs_for_target_2s": needed(pw["sd_seed"] / math.sqrt(2 * S), pw["sd_arch"], target_se)})
+        row = {"pair": f"{a} - {ref}", **pw, "joint_ci95": [lo, hi], "model_ci_halfwidth": float(1.959964 * pw["se"]),
+               "joint_ci_halfwidth": (hi - lo) / 2}
+        if S >= 3:  # two seeds give no usable seed spread to project from
+            row.update({"seeds_for_target": needed(pw["sd_arch"] / math.sqrt(n), pw["sd_seed"], target_se),
+                        "seeds_for_target_2n": needed(pw["sd_arch"] / math.sqrt(2 * n), pw["sd_seed"], target_se),
+                        "archs_for_target": needed(pw["sd_seed"] / math.sqrt(S), pw["sd_arch"], target_se),
+                        "archs_for_target_2s": needed(pw["sd_seed"] / math.sqrt(2 * S), pw["sd_arch"], target_se)})
+        out.append(row)
     return out
 
 
-def fmt_count(k: float) -> str:
-    return "never" if math.isinf(k) else str(int(k))
+def fmt_count(k: float | None) -> str:
+    return "-" if k is None else "never" if math.isinf(k) else str(int(k))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = r["joint_ci95"]
         table.append([r["pair"], str(r["seeds"]), str(r["num_archs"]), f"{r['diff']:+.3f}", f"[{lo:+.3f}, {hi:+.3f}]",
                       f"{r['model_ci_halfwidth']:.3f}", f"{r['sd_seed']:.3f}", f"{r['sd_arch']:.3f}", f"{r['mde']:.3f}",
-                      f"{fmt_count(r['seeds_for_target'])}, {fmt_count(r['seeds_for_target_2n'])}",
-                      f"{fmt_count(r['archs_for_target'])}, {fmt_count(r['archs_for_target_2s'])}"])
+                      f"{fmt_count(r.get('seeds_for_target'))}, {fmt_count(r.get('seeds_for_target_2n'))}",
+                      f"{fmt_count(r.get('archs_for_target'))}, {fmt_count(r.get('archs_for_target_2s'))}"])
     print(f"{args.suite}: {args.half} half; MDE = the difference found with probability {args.power:.0%} by a "
           f"two-sided 5% test; 'never' = the other factor alone keeps the MDE above {args.target}")
     print(render_table(head, table, args.markdown))
@@ -163,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                            args.markdown))
     if args.out:
         clean = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()} for r in rows]
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"suite": args.suite, "half": args.half, "target": args.target,
-                                              "power": args.power, "rows": clean,
-                                              "grid_mde": grid}, indent=1) + "\n")
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({"suite": args.suite, "half": args.half, "target": args.target,
+                                                  "power": args.power, "rows": clean,
+                                                  "grid_mde": grid}, indent=1) + "\n")
+        except OSError as e:
+            print(f"power: error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+            return 1
     return 0
 
 
