@@ -1,7 +1,8 @@
 """How large a difference in mean tau a suite can detect, and what design would detect a smaller one.
 
     python benchmarks/power.py benchmarks/suites/nb201_fmnist16.yaml [--pairs fairnas:spos,cream:spos]
-        [--half report] [--target 0.05] [--power 0.8] [--out runs/power.json] [--markdown]
+        [--half report] [--target 0.05] [--power 0.8] [--out runs/power.json] [--figure runs/power.png]
+        [--markdown]
 
 For every compared pair (default: each entry against the suite's baseline, over the seeds both have
 committed) the paired difference's noise is split into a seed term and an architecture term
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="pairs with at least this many seeds enter the pooled projection (default 5)")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--out", default="", help="also write the rows as JSON here")
+    ap.add_argument("--figure", default="", help="also draw the projection (MDE against seeds) as a PNG here")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -163,6 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         print(render_table(["seeds", *[f"{n} archs" for n in GRID_ARCHS]],
                            [[str(S), *[f"{grid[f'{S}x{n}']:.3f}" for n in GRID_ARCHS]] for S in GRID_SEEDS],
                            args.markdown))
+    if args.figure and done:
+        from distilnas.report import ReportError, plot_power
+
+        curves = {n: [(S, detectable_difference(sd_s, sd_a, S, n, 0.95, args.power)) for S in GRID_SEEDS]
+                  for n in GRID_ARCHS}
+        S0, n0 = max(r["seeds"] for r in done), done[0]["num_archs"]
+        try:
+            plot_power(curves, args.figure, args.target, (S0, detectable_difference(sd_s, sd_a, S0, n0, 0.95,
+                                                                                   args.power)), args.power)
+        except (ReportError, OSError) as e:
+            print(f"power: error: cannot draw {args.figure}: {e}", file=sys.stderr)
+            return 1
     if args.out:
         clean = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()} for r in rows]
         try:

@@ -633,7 +633,10 @@ def test_power_reports_the_detectable_difference_and_refuses_bad_pairs(tmp_path,
     path.write_text(json.dumps({**suite, "predictions": str(preds), "seeds": [0, 1, 2],
                                 "runs": [{"label": "spos"}, {"label": "good"}]}))
     out = tmp_path / "power.json"
-    assert pw.main([str(path), "--resamples", "200", "--pool-min-seeds", "3", "--out", str(out)]) == 0
+    fig = tmp_path / "power.png"
+    assert pw.main([str(path), "--resamples", "200", "--pool-min-seeds", "3", "--out", str(out),
+                    "--figure", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
     text = capsys.readouterr().out
     assert "good - spos" in text and "64 archs" in text  # the pair, then the projection grid
     res = json.loads(out.read_text())

@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportError", "write_report", "write_dna_report", "plot_comparison", "plot_budget_curve"]
+__all__ = ["ReportError", "write_report", "write_dna_report", "plot_comparison", "plot_budget_curve", "plot_power"]
 
 _STEP_KEYS = {"step", "epoch", "loss", "lr"}
 _EPOCH_SKIP = {"step", "epoch", "passes", "forward_images", "epoch_seconds", "teacher_picks", "block"}
@@ -361,5 +361,32 @@ def plot_budget_curve(curves: dict[str, list[tuple[float, float, float, float]]]
     ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return _save(plt, fig, Path(path))
+
+
+def plot_power(curves: dict[int, list[tuple[int, float]]], path: str | Path, target: float | None = None,
+               current: tuple[int, float] | None = None, power: float = 0.8) -> Path:
+    """The minimum detectable difference against the number of paired seeds, one line per number of
+    architectures (``curves``: archs -> [(seeds, mde)]), with the target difference and the current
+    design (seeds, its mde) marked (``benchmarks/power.py --figure``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    seeds: set[int] = set()
+    for n, pts in sorted(curves.items()):
+        pts = sorted(pts)
+        seeds.update(p[0] for p in pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=f"{n} architectures")
+    if target is not None:
+        ax.axhline(target, color="grey", ls=":", lw=1.2, label=f"target {target:g}")
+    if current is not None:
+        ax.plot([current[0]], [current[1]], "k*", ms=10, label="this suite")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(seeds)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("paired seeds per method")
+    ax.set_ylabel(f"difference in tau detected at {power:.0%} power")
     ax.legend(fontsize=7)
     return _save(plt, fig, Path(path))
