@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The experiments still open for issues 11 and 12, in two lanes of one core each, so that a machine that
-# lost its run directories (a new session, a reboot) picks them up with two commands:
+# The experiments still open (issue 12 and a follow-up of issue 11), in two lanes of one core each, so that a
+# machine that lost its run directories (a new session, a reboot) picks them up with two commands:
 #
 #     benchmarks/pending.sh A > runs/pending-A.log 2>&1 &
 #     benchmarks/pending.sh B > runs/pending-B.log 2>&1 &
@@ -25,20 +25,16 @@ step() {  # run one step; report a failure and go on
 suite() { step "$py" benchmarks/run_suite.py "benchmarks/suites/$1.yaml" --out "$out/suite" "${@:2}"; }
 
 case $lane in
-A)  # issue 11: the teacher table's last seed; issue 12: MobileNet ground truth, ranking, search quality
-  suite nb201_fmnist16_rdnas_teachers --only rdnas-rank3
+A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranking on it (the critical path)
   step "$py" -m distilnas.cli bench build configs/bench/groundtruth_mobilenet_w025_fmnist16.yaml \
     --archs benchmarks/groundtruth/mobilenet_w025_fmnist16/archs.txt \
     --out benchmarks/groundtruth/mobilenet_w025_fmnist16 workers=1
   suite mobilenet_w025_fmnist16
-  step "$py" benchmarks/search_quality.py benchmarks/suites/search_quality_mobilenet_fmnist16.yaml --out "$out/sq"
   ;;
-B)  # issue 11: budget curve, RD-NAS with jacob_cov at 8 seeds, the 4x ranking weight;
-    # issue 12: Cream vs SPOS at 24 epochs (8 seeds), Cream's tuning knobs, ranking over training
-  suite nb201_fmnist16_budget
-  suite nb201_fmnist16 --only rdnas-jacob_cov
-  suite nb201_fmnist16_rdnas_teachers --only rdnas-jacob_cov-scale-8
+B)  # issue 12: Cream vs SPOS at 24 epochs (8 seeds), search quality (3 retrain seeds), Cream's tuning knobs,
+    # ranking over training; then the 4x ranking weight for RD-NAS's jacob_cov teacher (a follow-up of issue 11)
   suite nb201_fmnist16_e24
+  step "$py" benchmarks/search_quality.py benchmarks/suites/search_quality_mobilenet_fmnist16.yaml --out "$out/sq"
   suite nb201_fmnist16_cream_tuning --only cream-meta-lr-1e-4,cream-official,cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
   for m in spos cream; do
     for s in 0 1 2; do
@@ -53,6 +49,7 @@ B)  # issue 11: budget curve, RD-NAS with jacob_cov at 8 seeds, the 4x ranking w
     --run "cream=$out/rot/cream0,$out/rot/cream1,$out/rot/cream2" --pair cream:spos --half tuning \
     --out benchmarks/results/nb201_fmnist16_over_training.json \
     --figure docs/img/benchmark/ranking_over_training_nb201_fmnist16.png
+  suite nb201_fmnist16_rdnas_teachers --only rdnas-jacob_cov-scale-8
   ;;
 *) echo "usage: benchmarks/pending.sh A|B [OUT]" >&2; exit 2 ;;
 esac

@@ -612,7 +612,7 @@ def test_pending_lanes_name_real_suites_entries_and_configs():
     text = script.read_text()
     subprocess.run(["bash", "-n", str(script)], check=True)
     calls = re.findall(r"^\s*suite (\S+)(?: --only (\S+))?", text, flags=re.M)
-    assert len(calls) >= 7
+    assert len(calls) >= 3  # the regex finds the suite steps (the lanes shrink as experiments finish)
     for name, only in calls:
         suite = yaml.safe_load((REPO / "benchmarks" / "suites" / f"{name}.yaml").read_text())
         labels = {r["label"] for r in suite["runs"]}
