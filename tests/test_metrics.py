@@ -327,34 +327,62 @@ def test_seed_arch_bootstrap_needs_seeds_for_a_verdict():
     assert out["good"]["diff_vs_base"]["verdict"] == "too few seeds"  # one seed: no seed spread to judge by
 
 
-def test_difference_power_splits_seed_and_architecture_noise():
+def test_difference_power_splits_seed_architecture_and_interaction_noise():
     rng = np.random.default_rng(4)
     n, S = 60, 8
     truth = rng.normal(size=n)
     a = np.stack([truth + rng.normal(scale=s, size=n) for s in rng.uniform(0.3, 2.0, size=S)])
     ref = np.stack([truth + rng.normal(scale=s, size=n) for s in rng.uniform(0.3, 2.0, size=S)])
-    out = difference_power(a, ref, truth, resamples=1000)
+    out = difference_power(a, ref, truth)
     per_seed = [stats.kendalltau(a[s], truth)[0] - stats.kendalltau(ref[s], truth)[0] for s in range(S)]
     assert out["diff"] == pytest.approx(np.mean(per_seed))
-    assert out["sd_seed"] == pytest.approx(np.std(per_seed, ddof=1))
-    assert out["se"] == pytest.approx(math.hypot(out["se_seed"], out["se_arch"]))
-    assert out["sd_arch"] == pytest.approx(out["se_arch"] * math.sqrt(n))
-    # the two-term model agrees with the joint seed-and-architecture bootstrap the suites report
-    joint = seed_arch_bootstrap({"a": a, "ref": ref}, truth, pairs=[("a", "ref")], resamples=2000)
-    lo, hi = joint["a"]["diff_vs_ref"]["ci95"]
-    assert (hi - lo) / 2 == pytest.approx(1.96 * out["se"], rel=0.3)
-    # seeds that agree leave the architecture term alone
-    same = difference_power(np.tile(a[0], (S, 1)), np.tile(ref[0], (S, 1)), truth, resamples=500)
-    assert same["sd_seed"] == 0 and same["se_arch"] > 0 and same["se"] == pytest.approx(same["se_arch"])
-    with pytest.raises(ValueError, match="S >= 2"):
-        difference_power(a[:1], ref[:1], truth)
+    assert out["se"] == pytest.approx(math.sqrt(out["se_seed"] ** 2 + out["se_arch"] ** 2 + out["se_inter"] ** 2))
+    assert out["se_inter"] == pytest.approx(out["sd_inter"] / math.sqrt(S * n))
+    # the three terms add up to the spread of the per-seed differences (each counted once): the variance of
+    # the seeds' mean over these architectures is (sd_seed^2 + sd_inter^2 / n) / S
+    assert (out["sd_seed"] ** 2 + out["sd_inter"] ** 2 / n) == pytest.approx(np.var(per_seed, ddof=1), rel=0.35)
+    # seeds that agree have no seed or interaction term; the architecture term is all that is left
+    same = difference_power(np.tile(a[0], (S, 1)), np.tile(ref[0], (S, 1)), truth)
+    assert same["sd_seed"] == 0 and same["sd_inter"] == pytest.approx(0, abs=1e-9) and same["se_arch"] > 0
+    # a constant prediction (tau undefined) drops its seed; fewer than 3 seeds is an error
+    flat = a.copy()
+    flat[0] = 1.0
+    assert difference_power(flat, ref, truth)["seeds"] == S - 1
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        difference_power(a[:2], ref[:2], truth)
     with pytest.raises(ValueError, match="n = 60"):
         difference_power(a[:, :10], ref[:, :10], truth)
+
+
+def _simulated_difference(rng, S, n):
+    """One replication of a paired comparison: fresh architectures (truth and a feature that method a
+    mis-ranks) and fresh seeds of both methods, each seed with its own noise level."""
+    truth, feature = rng.normal(size=n), rng.normal(size=n)
+    a = np.stack([truth + 0.6 * feature + rng.normal(scale=rng.lognormal(0, 0.5), size=n) for _ in range(S)])
+    ref = np.stack([truth + rng.normal(scale=rng.lognormal(0.2, 0.5), size=n) for _ in range(S)])
+    return a, ref, truth
+
+
+def test_difference_power_projects_to_a_larger_design():
+    """The standard error projected from small designs (8 seeds x 40 architectures) matches the spread of the
+    difference over independent replications of a larger one (24 x 120) within sampling error."""
+    rng = np.random.default_rng(7)
+    small = [difference_power(*_simulated_difference(rng, 8, 40)) for _ in range(30)]
+    comp = {k: np.mean([r[k] ** 2 for r in small]) for k in ("sd_seed", "sd_arch", "sd_inter")}
+    projected = math.sqrt(comp["sd_seed"] / 24 + comp["sd_arch"] / 120 + comp["sd_inter"] / (24 * 120))
+    diffs = []
+    for _ in range(150):
+        a, ref, truth = _simulated_difference(rng, 24, 120)
+        diffs.append(np.mean([stats.kendalltau(a[s], truth)[0] - stats.kendalltau(ref[s], truth)[0]
+                              for s in range(24)]))
+    assert projected == pytest.approx(np.std(diffs, ddof=1), rel=0.15)  # counting the interaction twice: +27%
 
 
 def test_detectable_difference_is_the_normal_test_mde():
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     assert detectable_difference(0.1, 0.2, 8, 64) == pytest.approx(z * math.sqrt(0.01 / 8 + 0.04 / 64))
+    assert detectable_difference(0.1, 0.2, 8, 64, 0.4) == pytest.approx(
+        z * math.sqrt(0.01 / 8 + 0.04 / 64 + 0.16 / (8 * 64)))
     assert detectable_difference(0.1, 0.2, 16, 64) < detectable_difference(0.1, 0.2, 8, 64)
     assert detectable_difference(0.1, 0.2, 8, 128) < detectable_difference(0.1, 0.2, 8, 64)
     assert detectable_difference(0.1, 0.2, 8, 64, power=0.9) > detectable_difference(0.1, 0.2, 8, 64)

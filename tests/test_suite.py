@@ -644,7 +644,19 @@ def test_power_reports_the_detectable_difference_and_refuses_bad_pairs(tmp_path,
     assert row["seeds"] == 3 and row["num_archs"] == 12 and row["diff"] > 0.3  # 'good' ranks far better
     assert row["mde"] > 0 and row["joint_ci95"][0] < row["diff"] < row["joint_ci95"][1]
     assert res["grid_mde"]["64x512"] < res["grid_mde"]["3x64"]
-    for bad, msg in ((["--pairs", "good"], "not a:ref"), (["--pairs", "good:nobody"], "no entry 'nobody'"),
-                     (["--target", "0"], "--target"), (["--half", "middle"], "no 'middle' half")):
+    # a proxy pairs with every seed of the entry
+    assert pw.main([str(path), "--resamples", "200", "--pair", "good", "proxy:up"]) == 0
+    assert "good - proxy:up" in capsys.readouterr().out
+    # seeds committed without a result.json count when the suite has no scoring (as in run_suite)
+    bare = {k: v for k, v in json.loads(path.read_text()).items() if k != "scoring"}
+    for f in preds.glob("*/seed*.result.json"):
+        f.unlink()
+    path.write_text(json.dumps(bare))
+    assert pw.main([str(path), "--resamples", "200", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["rows"][0]["seeds"] == 3
+    capsys.readouterr()
+    for bad, msg in ((["--pair", "good", "nobody"], "no entry 'nobody'"), (["--pair", "good", "good"], "itself"),
+                     (["--pair", "proxy:up", "proxy:down"], "two proxies"), (["--target", "0"], "--target"),
+                     (["--half", "middle"], "no 'middle' half")):
         assert pw.main([str(path), "--resamples", "200", *bad]) == 2
         assert msg in capsys.readouterr().err

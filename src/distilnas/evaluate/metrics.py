@@ -491,67 +491,88 @@ def seed_arch_bootstrap(
     return out
 
 
-def detectable_difference(sd_seed: float, sd_arch: float, seeds: int, num_archs: int, level: float = 0.95,
-                          power: float = 0.8) -> float:
+def detectable_difference(sd_seed: float, sd_arch: float, seeds: int, num_archs: int, sd_inter: float = 0.0,
+                          level: float = 0.95, power: float = 0.8) -> float:
     """The smallest true difference in mean tau that a paired comparison over ``seeds`` seeds and
-    ``num_archs`` architectures detects with probability ``power`` (two-sided, at ``1 - level``):
-    ``(z_{(1+level)/2} + z_power) * sqrt(sd_seed^2 / seeds + sd_arch^2 / num_archs)``, the usual minimum
-    detectable effect of a normal test, with the two noise terms of :func:`difference_power` added."""
+    ``num_archs`` architectures detects with probability ``power`` (two-sided, at ``1 - level``), by the
+    normal approximation: ``(z_{(1+level)/2} + z_power) * se`` with the standard error of
+    :func:`difference_power`'s model, ``se^2 = sd_seed^2 / S + sd_arch^2 / n + sd_inter^2 / (S n)``."""
     if seeds < 1 or num_archs < 1:
         raise ValueError(f"seeds and num_archs must be >= 1, got {seeds} and {num_archs}")
     z = stats.norm.ppf((1 + level) / 2) + stats.norm.ppf(power)
-    return float(z * math.sqrt(sd_seed ** 2 / seeds + sd_arch ** 2 / num_archs))
+    return float(z * math.sqrt(sd_seed ** 2 / seeds + sd_arch ** 2 / num_archs
+                               + sd_inter ** 2 / (seeds * num_archs)))
+
+
+def _jackknife_taus(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(S, n) Kendall tau-b of each row of ``pred`` against ``truth`` with architecture i left out."""
+    S, n = pred.shape
+    keep = ~np.eye(n, dtype=bool)  # row i: every architecture but i
+    x = np.stack([pred[:, keep[i]] for i in range(n)], axis=1).reshape(S * n, n - 1)
+    y = np.tile(np.stack([truth[keep[i]] for i in range(n)]), (S, 1))
+    return _batched_kendall_tau_b(x, y).reshape(S, n)
 
 
 def difference_power(
     a: np.ndarray | Sequence[Sequence[float]],
     ref: np.ndarray | Sequence[Sequence[float]],
     truth: Sequence[float] | np.ndarray,
-    resamples: int = 2000,
-    seed: int = 0,
     level: float = 0.95,
     power: float = 0.8,
 ) -> dict[str, float]:
-    """How precisely paired seeds and a sample of architectures pin down a difference in mean tau.
+    """How precisely paired seeds and a sample of architectures pin down a difference in mean tau, split
+    into the parts that more seeds and more architectures would shrink.
 
-    The difference ``D = mean_s tau(a_s, truth) - mean_s tau(ref_s, truth)`` varies with the seeds that ran
-    and with the architectures that were sampled. The seed term: the per-seed differences ``d_s`` (on these
-    architectures) scatter with standard deviation ``sd_seed``, so the mean over S seeds carries
-    ``sd_seed^2 / S``. The architecture term: with the seeds held fixed, a bootstrap over the n
-    architectures gives the standard error ``se_arch`` of D, i.e. ``sd_arch^2 / n`` with ``sd_arch =
-    sqrt(n) * se_arch`` per architecture. Assuming the two add (the seed-and-architecture bootstrap of
-    :func:`seed_arch_bootstrap` draws both at once: its 95% interval
-    should span about 3.9 ``se``), :func:`detectable_difference` projects the smallest difference another
-    design would detect.
+    The difference ``D = mean_s [tau(a_s, truth) - tau(ref_s, truth)]`` varies with the seeds that ran, the
+    architectures that were sampled, and how the two interact (a seed that happens to order some
+    architectures well). Kendall tau is not a sum over architectures, so each per-seed difference ``d_s`` is
+    first spread over its architectures by the jackknife: the pseudo-value ``p_si = n d_s - (n - 1)
+    d_s^(-i)`` (``d_s^(-i)``: without architecture i) has mean about ``d_s``, and its variance over i gives the
+    usual jackknife variance of ``d_s``. The (S, n) table of pseudo-values then gets the two-way analysis of
+    variance without replication (mean squares of seeds, architectures and the residual), whose expected
+    mean squares give the three components: ``sd_inter^2 = MS_res``, ``sd_seed^2 = (MS_seed - MS_res) / n``,
+    ``sd_arch^2 = (MS_arch - MS_res) / S`` (negative estimates set to 0). So ``var(D) = sd_seed^2 / S +
+    sd_arch^2 / n + sd_inter^2 / (S n)``, with each term counted once; :func:`detectable_difference`
+    projects it to another design. Each component is estimated from S seeds (``S - 1`` degrees of freedom
+    for the seed term: at S = 8 its 95% range spans about x0.66 to x2.0), so projections are rough.
+
+    A seed whose prediction is constant (tau undefined) is left out, as :func:`seed_arch_bootstrap` does.
 
     Args:
         a, ref: (S, n) predictions of the two entries, row s = seed s of both (paired), columns in the
-            order of ``truth``; S >= 2.
+            order of ``truth``; at least 3 seeds with a defined tau.
         truth: (n,) ground truth.
 
     Returns:
-        ``seeds``, ``num_archs``, ``diff`` (D), ``sd_seed``, ``sd_arch``, ``se_seed``, ``se_arch``, ``se`` (both
-        terms), ``mde`` (:func:`detectable_difference` at this design).
+        ``seeds``, ``num_archs``, ``diff`` (D), ``sd_seed``, ``sd_arch``, ``sd_inter``, ``se_seed``,
+        ``se_arch`` and ``se_inter`` (the three terms of the standard error), ``se`` and ``mde``
+        (:func:`detectable_difference` at this design).
     """
     t = np.asarray(truth, dtype=np.float64).ravel()
     x, y = np.asarray(a, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if x.ndim != 2 or x.shape != y.shape or x.shape[1] != t.shape[0] or x.shape[0] < 2:
-        raise ValueError(f"difference_power needs two (S, n) arrays with S >= 2 and n = {t.shape[0]}; "
+    if x.ndim != 2 or x.shape != y.shape or x.shape[1] != t.shape[0] or t.shape[0] < 4:
+        raise ValueError(f"difference_power needs two (S, n) arrays with n = {t.shape[0]} >= 4; "
                          f"got {x.shape} and {y.shape}")
+    d = np.array([_kendall(x[s], t) - _kendall(y[s], t) for s in range(x.shape[0])])
+    ok = np.isfinite(d)
+    if ok.sum() < 3:
+        raise ValueError(f"difference_power needs at least 3 seeds with a defined tau, got {int(ok.sum())}")
+    x, y, d = x[ok], y[ok], d[ok]
     S, n = x.shape
-    d = np.array([_kendall(x[s], t) - _kendall(y[s], t) for s in range(S)])
-    rng = np.random.default_rng(seed)
-    seed_idx = np.tile(np.arange(S), (resamples, 1))  # the seeds held fixed
-    arch_idx = rng.integers(0, n, size=(resamples, n))
-    rounds = _mean_tau_over_seeds(x, t, seed_idx, arch_idx) - _mean_tau_over_seeds(y, t, seed_idx, arch_idx)
-    sd_seed = float(np.std(d, ddof=1))
-    se_arch = float(np.nanstd(rounds, ddof=1))
-    sd_arch = se_arch * math.sqrt(n)
+    loo = _jackknife_taus(x, t) - _jackknife_taus(y, t)  # (S, n)
+    pv = n * d[:, None] - (n - 1) * loo
+    pv = np.where(np.isfinite(pv), pv, d[:, None])  # a left-out architecture that leaves a constant row
+    row, col, grand = pv.mean(axis=1), pv.mean(axis=0), pv.mean()
+    ms_seed = n * float(np.sum((row - grand) ** 2)) / (S - 1)
+    ms_arch = S * float(np.sum((col - grand) ** 2)) / (n - 1)
+    ms_res = float(np.sum((pv - row[:, None] - col[None, :] + grand) ** 2)) / ((S - 1) * (n - 1))
+    var_seed, var_arch = max(ms_seed - ms_res, 0.0) / n, max(ms_arch - ms_res, 0.0) / S
+    sd_seed, sd_arch, sd_inter = math.sqrt(var_seed), math.sqrt(var_arch), math.sqrt(ms_res)
+    terms = {"se_seed": sd_seed / math.sqrt(S), "se_arch": sd_arch / math.sqrt(n),
+             "se_inter": sd_inter / math.sqrt(S * n)}
     return {"seeds": S, "num_archs": n, "diff": float(np.mean(d)), "sd_seed": sd_seed, "sd_arch": sd_arch,
-            "se_seed": sd_seed / math.sqrt(S), "se_arch": se_arch,
-            "se": math.sqrt(sd_seed ** 2 / S + se_arch ** 2),
-            "mde": detectable_difference(sd_seed, sd_arch, S, n, level, power)}
-
+            "sd_inter": sd_inter, **terms, "se": math.sqrt(sum(v ** 2 for v in terms.values())),
+            "mde": detectable_difference(sd_seed, sd_arch, S, n, sd_inter, level, power)}
 
 def verdict(lo: float, hi: float) -> str:
     """``better`` when a difference's interval lies above 0, ``worse`` below, else ``no evidence``."""
