@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import (  # noqa: E402
     SpecError,
     _committed,
+    comparable_archs,
     entry_seeds,
     load_suite,
     load_truths,
@@ -97,16 +98,15 @@ def pair_rows(suite: dict, pairs: list[tuple[str, str]], half: str, seeds: list[
                 raise SpecError(f"no entry {lab!r} in the suite (entries: {', '.join(own)}; or proxy:<name>)")
         if a.startswith("proxy:") and ref.startswith("proxy:"):
             raise SpecError(f"--pair {a} {ref}: two proxies have no seeds to compare over")
-        cand = [s for s in own.get(a, own.get(ref, [])) if a.startswith("proxy:") or ref.startswith("proxy:")
-                or s in own[ref]]
+        entries = [own[x] for x in (a, ref) if x in own]  # a proxy has no seeds of its own
+        cand = [s for s in entries[0] if all(s in e for e in entries)]
         pa, pr = _predictions(a, cand, predictions, scoring), _predictions(ref, cand, predictions, scoring)
         keep = [i for i in range(len(cand)) if pa[i] is not None and pr[i] is not None]
         pa, pr = [pa[i] for i in keep], [pr[i] for i in keep]
         if len(keep) < 3:
             out.append({"pair": f"{a} - {ref}", "seeds": len(keep), "note": "fewer than 3 paired seeds"})
             continue
-        archs = [x for x in split[half] if x in truth and len(truth[x]) >= 2
-                 and all(np.isfinite(p.get(x, np.nan)) for p in pa + pr)]
+        archs = comparable_archs(split[half], truth, pa + pr)
         t = np.array([np.mean(truth[x]) for x in archs])
         xa = np.array([[p[x] for x in archs] for p in pa])
         xr = np.array([[p[x] for x in archs] for p in pr])

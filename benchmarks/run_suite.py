@@ -383,6 +383,13 @@ def entry_seeds(suite: dict[str, Any], seeds: list[int], explicit: bool = False)
             for r in suite["runs"]}
 
 
+def comparable_archs(names: list[str], truth: dict[str, list[float]], scored: list[dict[str, float]]) -> list[str]:
+    """The architectures of ``names`` that a comparison can use: a ground truth of at least two seeds (a seed
+    spread) and a finite prediction in every one of ``scored``."""
+    return [a for a in names if a in truth and len(truth[a]) >= 2
+            and all(np.isfinite(p.get(a, np.nan)) for p in scored)]
+
+
 def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predictions: Path,
               resamples: int = RESAMPLES, seeds_of: dict[str, list[int]] | None = None) -> dict[str, Any]:
     """The comparison from the prediction files, per half: every entry over the seeds it has finished
@@ -420,8 +427,7 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     compare = [(a, b) for a, b in dict.fromkeys(compare) if a in labels and b in labels]
     halves: dict[str, Any] = {}
     for half in [h for h in ("report", "tuning") if h in split]:
-        archs = [a for a in split[half] if a in truth and len(truth[a]) >= 2
-                 and all(np.isfinite(preds[(lab, s)].get(a, np.nan)) for lab in labels for s in avail[lab])]
+        archs = comparable_archs(split[half], truth, [preds[(lab, s)] for lab in labels for s in avail[lab]])
         out: dict[str, Any] = {"num_archs": len(archs)}
         if len(archs) >= 3:
             t = np.array([np.mean(truth[a]) for a in archs])

@@ -574,6 +574,7 @@ def difference_power(
             "sd_inter": sd_inter, **terms, "se": math.sqrt(sum(v ** 2 for v in terms.values())),
             "mde": detectable_difference(sd_seed, sd_arch, S, n, sd_inter, level, power)}
 
+
 def verdict(lo: float, hi: float) -> str:
     """``better`` when a difference's interval lies above 0, ``worse`` below, else ``no evidence``."""
     if lo > 0:
