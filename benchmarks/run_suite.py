@@ -123,7 +123,8 @@ def load_suite(path: str, seeds_arg: str = "") -> tuple[dict[str, Any], list[int
             raise SpecError(f"{path}: missing key {key!r}")
     for d in truth_dirs(suite):
         if not d.is_dir():
-            raise SpecError(f"{path}: ground-truth folder {d} not found (build it with distilnas bench build)")
+            raise SpecError(f"{path}: ground-truth folder {d} not found (build it with distilnas bench build; "
+                            f"a suite's paths are relative to the directory you run from: the repository root)")
     ens = suite.get("ensembles", [])
     runs = suite["runs"] if isinstance(suite["runs"], list) else []
     names = {str(r.get("label")) for r in runs if isinstance(r, dict)} | {
@@ -264,7 +265,8 @@ def check_runs(runs: Any, seeds: list[int], out: Path, archs_file: Path) -> None
             raise SpecError(f"{where}: seeds must be a non-empty list of non-negative whole numbers, got {own!r}")
         if kind == "config":
             if not isinstance(r["config"], str) or not Path(r["config"]).is_file():
-                raise SpecError(f"{where}: config file {r['config']!r} not found")
+                raise SpecError(f"{where}: config file {r['config']!r} not found (a suite's paths are relative to "
+                                f"the directory you run from: run from the repository root)")
             strings(r.get("overrides", []), f"{where}: overrides", key_value=True)
             continue
         if not isinstance(r["steps"], list) or not r["steps"]:

@@ -126,7 +126,8 @@ def _number(value: Any, where: str) -> float:
 
 def _config_file(path: Any, where: str) -> str:
     if not isinstance(path, str) or not Path(path).is_file():
-        raise SpecError(f"{where}: config file {path!r} not found")
+        raise SpecError(f"{where}: config file {path!r} not found (a spec's paths are relative to the directory "
+                        f"you run from: run from the repository root)")
     return path
 
 

@@ -176,6 +176,13 @@ def test_negative_sizes(kw):
         load_dataset(DataConfig(name="synthetic", val_size=10, **kw))
 
 
+def test_train_size_beyond_the_data_is_an_error():
+    n = len(load_dataset(DataConfig(name="synthetic", val_size=100)).train_x)
+    assert len(load_dataset(DataConfig(name="synthetic", val_size=100, train_size=n)).train_x) == n
+    with pytest.raises(DataError, match=f"data.train_size={n + 1} is more than the {n:,} training images"):
+        load_dataset(DataConfig(name="synthetic", val_size=100, train_size=n + 1))
+
+
 # -- CIFAR-10 ---------------------------------------------------------------------------------------
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)

@@ -391,3 +391,30 @@ def test_snapshots_keep_the_weights_of_every_nth_epoch(tmp_path, straight):
     d["train"]["epochs"] = 3
     search(d, out, extend=True)
     assert (out / "snapshots" / "epoch2.pt").exists() and not (out / "snapshots" / "epoch3.pt").exists()
+
+
+def _weights_after(search_dict: dict[str, Any], out: Path, **train: Any) -> dict[str, torch.Tensor]:
+    d = copy.deepcopy(search_dict)
+    d["train"].update(train)
+    search(d, out)
+    return {k: v for k, v in model_state(out).items() if v.is_floating_point()}
+
+
+def test_zero_grad_zeros_keeps_stepping_weights_off_the_path(search_dict, tmp_path):
+    """train.zero_grad: 'zeros' (official Cream/SPOS/DNA under PyTorch < 2) gives the weights of ops sampled
+    earlier but not at this step a momentum and weight-decay step; 'none' (the default) leaves them alone.
+    The two differ only through those steps: without momentum and weight decay they train the same weights."""
+    none = _weights_after(search_dict, tmp_path / "none", zero_grad="none")
+    zeros = _weights_after(search_dict, tmp_path / "zeros", zero_grad="zeros")
+    assert any(not torch.equal(none[k], zeros[k]) for k in none)
+    plain = dict(momentum=0.0, weight_decay=0.0)
+    none0 = _weights_after(search_dict, tmp_path / "none0", zero_grad="none", **plain)
+    zeros0 = _weights_after(search_dict, tmp_path / "zeros0", zero_grad="zeros", **plain)
+    assert all(torch.equal(none0[k], zeros0[k]) for k in none0)
+
+
+def test_resume_refuses_another_zero_grad(search_dict, tmp_path):
+    run_search(resolve_config(copy.deepcopy(search_dict)), tmp_path / "run", progress=False)
+    search_dict["train"]["zero_grad"] = "zeros"
+    with pytest.raises(CheckpointError, match="train.zero_grad"):
+        run_search(resolve_config(search_dict), tmp_path / "run", resume=True, progress=False)

@@ -354,8 +354,11 @@ class Cream(Algorithm):
         """The meta loss of eq. 7-8, differentiable in the matching network's weights:
 
         1. rho = sigmoid(M(delta_b*)) for the best-matching board entry b*, with delta taken as a constant
-           in the student's weights w (so that the step below is the one training takes);
-        2. w' = w - lr * rho * dKD(s(x; w), t(x))/dw on the path's weights (one unrolled SGD step);
+           in the student's weights w (as in the training step);
+        2. w' = w - lr * rho * dKD(s(x; w), t(x))/dw on the path's weights (one unrolled SGD step on the
+           distillation term alone, as the paper's eq. 7 and the official code: the step training takes
+           follows all of eq. 6, (rho KD + (2 - rho) CE) / 2, so the simulated step leaves out its CE term
+           and halving);
         3. the student's cross-entropy with weights w' on the validation batch.
         """
         assert self.meta is not None

@@ -215,6 +215,9 @@ def load_dataset(cfg: DataConfig) -> Splits:
     if cfg.train_size < 0 or cfg.test_size < 0:
         raise DataError(f"data.train_size={cfg.train_size} and data.test_size={cfg.test_size} must be >= 0 "
                         f"(0 = all)")
+    if cfg.train_size > n - cfg.val_size:
+        raise DataError(f"data.train_size={cfg.train_size} is more than the {n - cfg.val_size:,} training images "
+                        f"{cfg.name} has left after data.val_size={cfg.val_size}: lower it, or set 0 for all of them")
     val_idx, train_idx, _ = _split_indices(cfg, n)
     if cfg.test_size:
         xte, yte = xte[: cfg.test_size], yte[: cfg.test_size]

@@ -269,11 +269,13 @@ class _Cell(nn.Module):
         """Node j = sum of op(node i) over the edges ``live``. With every edge live (``dead_edges: full``)
         every node is a tensor (``none`` gives zeros) and every op runs on it: the official cell."""
         nodes: list[torch.Tensor | None] = [x, None, None, None]  # None: an all-zero node
+        reads_x = [True, False, False, False]  # whether a node depends on the cell's input
         for k in live:  # live edges come in topological order (EDGES is sorted by target node)
             j, i = EDGES[k]
             src, op = nodes[i], self.edges[k][ops[k]]
             if src is not None:
                 y = op(src)
+                reads_x[j] = reads_x[j] or reads_x[i]
             elif self.official and ops[k] in PARAMETRIC:  # ReLU-Conv-BN of zeros: BatchNorm's constant
                 last = op[2]  # a BatchNorm unless a proxy replaced it (synflow: an identity)
                 y = zero_input_bn(last, x) if isinstance(last, nn.BatchNorm2d) else last(torch.zeros_like(x))
@@ -281,7 +283,20 @@ class _Cell(nn.Module):
                 continue
             nodes[j] = y if nodes[j] is None else nodes[j] + y
         out = nodes[3]
-        return x.mul(0.0) if out is None else out  # a disconnected cell outputs zeros
+        if out is None:
+            return x.mul(0.0)  # a disconnected cell outputs zeros
+        return self._zero_gradients(out, x, ops, reads_x[3]) if self.official else out
+
+    def _zero_gradients(self, out: torch.Tensor, x: torch.Tensor, ops: tuple[str, ...], reads_x: bool) -> torch.Tensor:
+        """``out`` plus an exact zero that reaches every weight the official cell's backward reaches: it runs
+        every edge (``none`` as ``x * 0``), so the weights of convolutions on zeros, of dead ends, and of
+        everything before a constant cell get zero gradients rather than none, and an optimiser still
+        applies momentum and weight decay to them (``train.zero_grad: zeros``)."""
+        touched = [p.sum() for k, code in enumerate(ops) if code in PARAMETRIC
+                   for p in self.edges[k][code].parameters() if p.requires_grad]
+        if not reads_x:  # a constant: the official cell's none edges still pass zeros back to its input
+            touched.append(x.sum())
+        return out + torch.stack(touched).sum().to(out.dtype) * 0.0 if touched else out
 
 
 @SPACES.register("nb201")

@@ -63,6 +63,11 @@ class TrainConfig(OptimConfig):
     # every N epochs also keep the weights as DIR/snapshots/epochE.pt (0 = none): score one with `distilnas
     # score DIR/snapshots/epoch6.pt ...` to see how the ranking changes during training
     snapshot_every: int = opt(0, ge=0)
+    # the gradients of the weights off a step's sampled path: "none" clears them, so the optimiser skips those
+    # weights (no weight decay, no momentum step: they stay as they are); "zeros" zeroes them, as PyTorch < 2.0
+    # did and the official Cream, SPOS and DNA code therefore does: every weight sampled once keeps taking
+    # momentum and weight-decay steps while other paths train (docs/cream.md, "Where the official code differs")
+    zero_grad: str = opt("none", choices=("none", "zeros"))
 
 
 @dataclass
@@ -240,7 +245,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
             for i, (xb, yb) in enumerate(loader):
                 if i == steps_per_epoch:
                     break
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad(set_to_none=t.zero_grad == "none")
                 saved = [b.clone() for b in buffers]  # BatchNorm statistics, restored if the step is skipped
                 with dist.global_batch():  # torchrun: BatchNorm over all ranks' parts of the batch
                     res = run.algorithm.training_step(xb, yb, step, epoch, t.epochs)
@@ -252,7 +257,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                 if not ok:  # skip the update and undo the forward's statistics; stop past train.max_nonfinite
                     nonfinite += 1
                     skipped += 1
-                    opt.zero_grad(set_to_none=True)
+                    opt.zero_grad(set_to_none=t.zero_grad == "none")
                     if nonfinite > t.max_nonfinite:
                         raise DivergenceError(_divergence_message(res.loss, grad_norm, step, epoch, t, ckpt_path))
                     with torch.no_grad():
