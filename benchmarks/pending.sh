@@ -25,17 +25,23 @@ step() {  # run one step; report a failure and go on
 suite() { step "$py" benchmarks/run_suite.py "benchmarks/suites/$1.yaml" --out "$out/suite" "${@:2}"; }
 
 case $lane in
-A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranking on it (the critical path)
+A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranking on it (the critical path),
+    # then seeds 1-2 of Cream's tuning knobs
   step "$py" -m distilnas.cli bench build configs/bench/groundtruth_mobilenet_w025_fmnist16.yaml \
     --archs benchmarks/groundtruth/mobilenet_w025_fmnist16/archs.txt \
     --out benchmarks/groundtruth/mobilenet_w025_fmnist16 workers=1
   suite mobilenet_w025_fmnist16
+  # Cream's tuning knobs, seeds 1-2 (seed 0 of each is lane B's screen), to balance the lanes
+  suite nb201_fmnist16_cream_tuning --seeds 1,2 \
+    --only cream-meta-lr-1e-4,cream-official,cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
   ;;
 B)  # issue 12: Cream vs SPOS at 24 epochs (8 seeds), search quality (3 retrain seeds), Cream's tuning knobs,
-    # ranking over training; then the 4x ranking weight for RD-NAS's jacob_cov teacher (a follow-up of issue 11)
+    # (a screen at seed 0), ranking over training; then the 4x ranking weight for RD-NAS's jacob_cov teacher
+    # (a follow-up of issue 11)
   suite nb201_fmnist16_e24
   step "$py" benchmarks/search_quality.py benchmarks/suites/search_quality_mobilenet_fmnist16.yaml --out "$out/sq"
-  suite nb201_fmnist16_cream_tuning --only cream-meta-lr-1e-4,cream-official,cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
+  # Cream's tuning knobs: seed 0 of the four new ones first, a screen (seeds 1-2 run last in lane A)
+  suite nb201_fmnist16_cream_tuning --seeds 0 --only cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
   for m in spos cream; do
     for s in 0 1 2; do
       d="$out/rot/$m$s"
