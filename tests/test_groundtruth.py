@@ -12,12 +12,12 @@ import torch
 from distilnas.config import ConfigError, from_dict, to_dict
 from distilnas.data import DataConfig
 from distilnas.evaluate import groundtruth
-from distilnas.evaluate.groundtruth import (BenchConfig, aggregate_runs, build_ground_truth, load_truth, load_truth_dir,
-                                            sample_archs)
+from distilnas.evaluate.groundtruth import (BenchConfig, aggregate_runs, build_ground_truth, load_table, load_truth,
+                                            load_truth_dir, sample_archs)
 from distilnas.spaces import NB201Arch, NB201Space, count_flops, count_params
 from distilnas.train.standalone import Recipe, recipe_hash
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, one_error_line
 
 
 def tiny_bench(**kw) -> BenchConfig:
@@ -225,6 +225,37 @@ def test_load_truth_dir_reads_a_finished_or_running_build(tmp_path, built):
     assert load_truth_dir(running, seed=0) == {"a": [1.0]}
     with pytest.raises(FileNotFoundError, match="bench build"):
         load_truth_dir(tmp_path / "empty")
+
+
+def test_load_table_keeps_the_costs(tmp_path, built):
+    out, table = built
+    rows = load_table(out)
+    assert {a: (r["accuracy"], r["flops"], r["params"]) for a, r in rows.items()} == {
+        a: (row["accuracy"], row["flops"], row["params"]) for a, row in table["archs"].items()}
+    running = tmp_path / "running"
+    running.mkdir()
+    (running / "runs.jsonl").write_text('{"arch": "a", "seed": 0, "accuracy": 1, "flops": 7}\n')
+    assert load_table(running) == {"a": {"accuracy": [1], "seeds": [0], "flops": 7, "params": None}}
+
+
+def test_bench_report_of_a_table_a_running_build_and_an_empty_one(tmp_path, built, capsys):
+    pytest.importorskip("matplotlib")
+    from distilnas.cli import main
+
+    out, table = built
+    assert main(["bench", "report", str(out), "--figure", str(tmp_path / "t.png")]) == 0
+    text = capsys.readouterr().out
+    assert "noise ceiling" in text and f"{len(table['archs'])} architectures" in text
+    assert (tmp_path / "t.png").stat().st_size > 0
+    running = tmp_path / "running"
+    running.mkdir()
+    runs = (out / "runs.jsonl").read_text().splitlines()
+    (running / "runs.jsonl").write_text("\n".join(runs[:3]) + "\n")  # a build cut off after three runs
+    assert main(["bench", "report", str(running), "--figure", str(tmp_path / "r.png")]) == 0
+    assert "the 3 runs finished so far" in capsys.readouterr().out and (tmp_path / "r.png").exists()
+    (running / "runs.jsonl").write_text("")
+    line = one_error_line(capsys, main(["bench", "report", str(running)]))
+    assert "holds no finished run yet" in line
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in (Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth").glob("*/bench_config.json")))

@@ -61,6 +61,7 @@ def _num(v: Any) -> bool:
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -389,4 +390,49 @@ def plot_power(curves: dict[int, list[tuple[int, float]]], path: str | Path, tar
     ax.set_xlabel("paired seeds per method")
     ax.set_ylabel(f"difference in tau detected at {power:.0%} power")
     ax.legend(fontsize=7)
+    return _save(plt, fig, Path(path))
+
+
+def plot_groundtruth(rows: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """A ground-truth table at a glance (``distilnas bench report DIR --figure PNG``): left, each
+    architecture's mean accuracy against its FLOPs with the spread of its training seeds (min to max);
+    right, the accuracy of one seed against another's for every pair of seeds, the picture behind the
+    noise ceiling (the closer the points to the diagonal relative to the spread between architectures, the
+    higher it is). ``rows``: arch -> {"accuracy": [per seed], "flops"} (``evaluate.groundtruth.load_table``)."""
+    import numpy as np
+
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    accs = {a: np.asarray(r["accuracy"], dtype=float) for a, r in rows.items() if r["accuracy"]}
+    costed = [a for a in accs if _num(rows[a].get("flops"))]
+    if costed:
+        x = np.array([rows[a]["flops"] for a in costed], dtype=float)
+        mean = np.array([accs[a].mean() for a in costed])
+        lo = mean - np.array([accs[a].min() for a in costed])
+        hi = np.array([accs[a].max() for a in costed]) - mean
+        left.errorbar(x, mean, yerr=[lo, hi], fmt="o", ms=3, capsize=2, lw=0.8)
+        left.set_xscale("log")
+        left.set_xlabel("FLOPs")
+    else:  # no costs recorded: architectures in order of accuracy
+        mean = np.sort([v.mean() for v in accs.values()])
+        left.plot(range(len(mean)), mean, "o", ms=3)
+        left.set_xlabel("architecture (sorted)")
+    left.set_ylabel("accuracy (%), mean of seeds; bar: min-max")
+    num_seeds = max((len(v) for v in accs.values()), default=0)
+    pairs = [(s, t) for s in range(num_seeds) for t in range(s + 1, num_seeds)]
+    for s, t in pairs:
+        both = [v for v in accs.values() if len(v) > t]
+        right.plot([v[s] for v in both], [v[t] for v in both], "o", ms=3, alpha=0.7, label=f"seed {s} vs {t}")
+    if pairs:
+        vals = np.concatenate([v for v in accs.values()])
+        ends = [vals.min(), vals.max()]
+        right.plot(ends, ends, color="grey", lw=0.8, ls="--")
+        right.legend(fontsize=7)
+    else:
+        right.text(0.5, 0.5, "one seed per architecture:\nno noise ceiling", ha="center", va="center",
+                   transform=right.transAxes)
+    right.set_xlabel("accuracy, one seed (%)")
+    right.set_ylabel("accuracy, another seed (%)")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(plt, fig, Path(path))

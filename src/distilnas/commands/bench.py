@@ -21,7 +21,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(func=cmd_bench_build)
     s = b.add_parser("report", help="summary and noise ceiling of a table")
-    s.add_argument("path", help="table.json or its directory")
+    s.add_argument("path", help="table.json or its directory (a directory still being built: the runs so far)")
+    s.add_argument("--figure", default=None, metavar="PNG",
+                   help="also draw accuracy against FLOPs and seed against seed (needs matplotlib)")
     s.set_defaults(func=cmd_bench_report)
 
 
@@ -42,23 +44,40 @@ def cmd_bench_build(args: argparse.Namespace) -> int:
 
 def cmd_bench_report(args: argparse.Namespace) -> int:
     p = Path(args.path)
-    return _bench_report(p / "table.json" if p.is_dir() else p)
+    if p.is_dir() and not (p / "table.json").is_file():  # a build still running (or cut off): its runs so far
+        return _bench_report(p, figure=args.figure)
+    return _bench_report(p / "table.json" if p.is_dir() else p, figure=args.figure)
 
 
-def _bench_report(path: Path) -> int:
+def _bench_report(path: Path, figure: str | None = None) -> int:
     import numpy as np
 
-    from ..evaluate.groundtruth import load_truth
+    from ..evaluate.groundtruth import load_table, load_truth
     from ..evaluate.metrics import format_table, noise_ceiling
 
-    truth = load_truth(path)
+    if path.is_dir():
+        rows = load_table(path)
+        if not rows:
+            raise FileNotFoundError(f"{path}/runs.jsonl holds no finished run yet")
+        truth = {a: r["accuracy"] for a, r in rows.items()}
+        print(f"(no table.json: the {sum(len(v) for v in truth.values())} runs finished so far in {path}/runs.jsonl)")
+    else:
+        truth = load_truth(path)
+        rows = load_table(path.parent) if path.name == "table.json" else {
+            a: {"accuracy": v, "flops": None} for a, v in truth.items()}
     accs = np.array([np.mean(v) for v in truth.values()])
     print(f"{len(truth)} architectures; mean accuracy {accs.mean():.2f}% (min {accs.min():.2f}, max {accs.max():.2f})")
     multi = {a: v for a, v in truth.items() if len(v) >= 2}
+    title = f"{path.name if path.is_dir() else path.parent.name}: {len(truth)} architectures"
     if len(multi) >= 2:
         nc = noise_ceiling(multi)
         print(format_table([("noise ceiling (seed vs seed)", nc)]))
         print(f"mean per-arch seed std: {nc.get('seed_std', float('nan')):.3f} points")
+        title += f", noise ceiling tau {nc['kendall_tau']:.3f} ({nc['n']} with >= 2 seeds)"
+    if figure:
+        from ..report import plot_groundtruth
+
+        print(f"figure -> {plot_groundtruth(rows, figure, title=title)}")
     return 0
 
 

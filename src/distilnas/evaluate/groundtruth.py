@@ -28,7 +28,8 @@ from ..fileio import dumps, prepare_out_dir, run_lock
 from ..train.parallel import append_record, open_records, read_records, run_jobs
 from ..train.standalone import Recipe, TrainingDiverged, recipe_hash
 
-__all__ = ["BenchConfig", "build_ground_truth", "sample_archs", "load_truth", "load_truth_dir", "aggregate_runs"]
+__all__ = ["BenchConfig", "build_ground_truth", "sample_archs", "load_truth", "load_truth_dir", "load_table",
+           "aggregate_runs"]
 
 
 @dataclass
@@ -265,28 +266,36 @@ def load_truth(path: str | Path, key: str = "accuracy") -> dict[str, list[float]
     return out
 
 
-def load_truth_dir(path: str | Path, seed: int | None = None) -> dict[str, list[float]]:
-    """A ``bench build`` folder's accuracies, arch -> [per training seed, in seed order]: its ``table.json``,
-    or, while the build is still running, the runs finished so far in ``runs.jsonl`` (a half-written last
-    line is skipped). ``seed=s`` keeps training seed ``s`` only (archs without it are left out)."""
+def load_table(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A ``bench build`` folder's rows, arch -> {"accuracy": [per seed], "seeds": [...], "flops", "params"}
+    (costs None where unknown): its ``table.json``, or, while the build is still running, the runs finished
+    so far in ``runs.jsonl`` (a half-written last line is skipped), seeds in order."""
     d = Path(path)
     if (d / "table.json").is_file():
         archs = json.loads((d / "table.json").read_text()).get("archs", {})
-        table = {a: {"accuracy": row["accuracy"], "seeds": row.get("seeds", list(range(len(row["accuracy"]))))}
-                 for a, row in archs.items()}
-    elif (d / "runs.jsonl").is_file():
-        runs: dict[str, dict[int, Any]] = {}
-        for line in (d / "runs.jsonl").read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(r, dict) and {"arch", "seed", "accuracy"} <= r.keys():
-                runs.setdefault(r["arch"], {})[r["seed"]] = r["accuracy"]
-        table = {a: {"accuracy": [by[s] for s in sorted(by)], "seeds": sorted(by)} for a, by in runs.items()}
-    else:
+        return {a: {"accuracy": row["accuracy"], "seeds": row.get("seeds", list(range(len(row["accuracy"])))),
+                    "flops": row.get("flops"), "params": row.get("params")} for a, row in archs.items()}
+    if not (d / "runs.jsonl").is_file():
         raise FileNotFoundError(f"{d} holds no ground truth (table.json or runs.jsonl): build it with "
                                 f"`distilnas bench build CONFIG --out {d}`")
+    runs: dict[str, dict[int, Any]] = {}
+    costs: dict[str, dict[str, Any]] = {}
+    for line in (d / "runs.jsonl").read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and {"arch", "seed", "accuracy"} <= r.keys():
+            runs.setdefault(r["arch"], {})[r["seed"]] = r["accuracy"]
+            costs[r["arch"]] = {"flops": r.get("flops"), "params": r.get("params")}
+    return {a: {"accuracy": [by[s] for s in sorted(by)], "seeds": sorted(by), **costs[a]} for a, by in runs.items()}
+
+
+def load_truth_dir(path: str | Path, seed: int | None = None) -> dict[str, list[float]]:
+    """A ``bench build`` folder's accuracies, arch -> [per training seed, in seed order] (:func:`load_table`:
+    its ``table.json``, or the runs finished so far). ``seed=s`` keeps training seed ``s`` only (archs
+    without it are left out)."""
+    table = load_table(path)
     out: dict[str, list[float]] = {}
     for a, row in table.items():
         accs = [_value(x) for x, s in zip(row["accuracy"], row["seeds"]) if seed is None or s == seed]
