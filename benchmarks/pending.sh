@@ -27,10 +27,10 @@ suite() { step "$py" benchmarks/run_suite.py "benchmarks/suites/$1.yaml" --out "
 case $lane in
 A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranking on it (the critical path),
     # then seeds 1-2 of Cream's tuning knobs
-  step "$py" -m distilnas.cli bench build configs/bench/groundtruth_mobilenet_w025_fmnist16.yaml \
-    --archs benchmarks/groundtruth/mobilenet_w025_fmnist16/archs.txt \
-    --out benchmarks/groundtruth/mobilenet_w025_fmnist16 workers=1
-  suite mobilenet_w025_fmnist16
+  step "$py" -m distilnas.cli bench build configs/bench/groundtruth_mobilenet_w0125_fmnist16.yaml \
+    --archs benchmarks/groundtruth/mobilenet_w0125_fmnist16/archs.txt \
+    --out benchmarks/groundtruth/mobilenet_w0125_fmnist16 workers=1
+  suite mobilenet_w0125_fmnist16
   # Cream's tuning knobs, seeds 1-2 (seed 0 of each is lane B's screen), to balance the lanes
   suite nb201_fmnist16_cream_tuning --seeds 1,2 \
     --only cream-meta-lr-1e-4,cream-official,cream-board-5,cream-warmup-4,cream-update-iter-5,cream-top1-rho-1
