@@ -313,3 +313,20 @@ def test_list_names_what_the_registries_hold(capsys):
         assert builtin(kind) == reg.list() and len(reg) > 0
     assert main(["list", "proxies", "*o*"]) == 0
     assert capsys.readouterr().out.strip() == "proxies: " + ", ".join(n for n in PROXIES.list("*o*"))
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`distilnas bench report DIR | head -1`: the closed pipe ends the command with status 141 (as SIGPIPE
+    would) and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "runs.jsonl").write_text("".join(
+        json.dumps({"arch": a, "seed": s, "accuracy": 80 + i + s / 10}) + "\n" for i, a in enumerate("abc") for s in (0, 1)))
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first print fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "distilnas.cli", "bench", "report", str(tmp_path)], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr

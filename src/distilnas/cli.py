@@ -23,6 +23,7 @@ line ``distilnas: error: ...`` and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Sequence
 
@@ -113,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"distilnas: interrupted; {_interrupted(args)}", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+    except BrokenPipeError:  # whoever read our output stopped (`distilnas bench report DIR | head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 128 + 13  # as a process killed by SIGPIPE
     except _known_errors() + (ValueError,) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"distilnas: error: {msg}", file=sys.stderr)
