@@ -277,3 +277,12 @@ def test_sampling_more_archs_than_the_space_holds_is_an_error(sample):
     with pytest.raises(ConfigError, match="num_archs"):
         sample_archs(cfg)
     assert len(sample_archs(replace(cfg, num_archs=1))) == 1
+
+
+def test_seed_pairs_pair_runs_by_their_seed_numbers():
+    from distilnas.report import seed_pairs
+
+    rows = {"a": {"accuracy": [80, 82], "seeds": [0, 2]}, "b": {"accuracy": [70, 71, 72], "seeds": [0, 1, 2]},
+            "c": {"accuracy": [60, 61]}}  # no seeds recorded: seeds 0 and 1
+    assert seed_pairs(rows) == {(0, 1): [(70.0, 71.0), (60.0, 61.0)], (0, 2): [(80.0, 82.0), (70.0, 72.0)],
+                                (1, 2): [(71.0, 72.0)]}

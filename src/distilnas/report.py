@@ -393,12 +393,25 @@ def plot_power(curves: dict[int, list[tuple[int, float]]], path: str | Path, tar
     return _save(plt, fig, Path(path))
 
 
+def seed_pairs(rows: dict[str, dict[str, Any]]) -> dict[tuple[int, int], list[tuple[float, float]]]:
+    """For every pair of training seeds s < t, the (accuracy at s, accuracy at t) of each architecture that
+    has both, by the seeds' numbers (``rows[a]["seeds"]``; without it the values are seeds 0, 1, ...), so
+    that a build with gaps pairs the right runs."""
+    by_seed = {a: dict(zip(r.get("seeds") or range(len(r["accuracy"])), map(float, r["accuracy"])))
+               for a, r in rows.items()}
+    seeds = sorted({s for d in by_seed.values() for s in d})
+    pairs = {(s, t): [(d[s], d[t]) for d in by_seed.values() if s in d and t in d]
+             for i, s in enumerate(seeds) for t in seeds[i + 1:]}
+    return {k: v for k, v in pairs.items() if v}
+
+
 def plot_groundtruth(rows: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """A ground-truth table at a glance (``distilnas bench report DIR --figure PNG``): left, each
     architecture's mean accuracy against its FLOPs with the spread of its training seeds (min to max);
     right, the accuracy of one seed against another's for every pair of seeds, the picture behind the
     noise ceiling (the closer the points to the diagonal relative to the spread between architectures, the
-    higher it is). ``rows``: arch -> {"accuracy": [per seed], "flops"} (``evaluate.groundtruth.load_table``)."""
+    higher it is). ``rows``: arch -> {"accuracy": [per seed], "seeds", "flops"} (``evaluate.groundtruth.load_table``;
+    without "seeds" the values are those of seeds 0, 1, ...)."""
     import numpy as np
 
     plt = _plt()
@@ -418,11 +431,9 @@ def plot_groundtruth(rows: dict[str, dict[str, Any]], path: str | Path, title: s
         left.plot(range(len(mean)), mean, "o", ms=3)
         left.set_xlabel("architecture (sorted)")
     left.set_ylabel("accuracy (%), mean of seeds; bar: min-max")
-    num_seeds = max((len(v) for v in accs.values()), default=0)
-    pairs = [(s, t) for s in range(num_seeds) for t in range(s + 1, num_seeds)]
-    for s, t in pairs:
-        both = [v for v in accs.values() if len(v) > t]
-        right.plot([v[s] for v in both], [v[t] for v in both], "o", ms=3, alpha=0.7, label=f"seed {s} vs {t}")
+    pairs = seed_pairs(rows)
+    for (s, t), points in pairs.items():
+        right.plot([p[0] for p in points], [p[1] for p in points], "o", ms=3, alpha=0.7, label=f"seed {s} vs {t}")
     if pairs:
         vals = np.concatenate([v for v in accs.values()])
         ends = [vals.min(), vals.max()]
