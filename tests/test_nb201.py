@@ -395,8 +395,8 @@ def _forward_backward(net, x, a, train):
     out = net(x, a)
     out.square().sum().backward()
     grads = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in net.named_parameters()}
-    net.with_grad = {n for n, p in net.named_parameters() if p.grad is not None}  # what an optimiser would step
-    return out.detach(), grads
+    with_grad = {n for n, p in net.named_parameters() if p.grad is not None}  # what an optimiser would step
+    return out.detach(), grads, with_grad
 
 
 @pytest.mark.parametrize("arch", DEAD_EDGE_ARCHS)
@@ -411,10 +411,10 @@ def test_full_dead_edges_run_the_official_cell(arch, monkeypatch):
     nwot = PROXIES.get("nwot")
     got_nwot = nwot(full.extract(a), (x, None), torch.Generator())
     for train in (True, False):
-        out, grads = _forward_backward(full, x, a, train)
+        out, grads, _ = _forward_backward(full, x, a, train)
         with monkeypatch.context() as mp:
             mp.setattr(mod._Cell, "forward", _official_cell)
-            expect, expect_grads = _forward_backward(ref, x, a, train)
+            expect, expect_grads, _ = _forward_backward(ref, x, a, train)
             if not train:
                 want_nwot = nwot(ref.extract(a), (x, None), torch.Generator())
         assert torch.equal(out, expect)
@@ -434,9 +434,9 @@ def test_official_dead_edges_match_full(arch, affine):
     a, (official, full) = _dead_edge_nets(arch, affine)
     x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     for train in (True, False):
-        out, grads = _forward_backward(official, x, a, train)
-        expect, expect_grads = _forward_backward(full, x, a, train)
-        assert official.with_grad == full.with_grad  # zero gradients where the official cell has them, not none
+        out, grads, with_grad = _forward_backward(official, x, a, train)
+        expect, expect_grads, expect_with_grad = _forward_backward(full, x, a, train)
+        assert with_grad == expect_with_grad  # zero gradients where the official cell has them, not none
         torch.testing.assert_close(out, expect, rtol=1e-5, atol=1e-5)
         for name, g in grads.items():
             torch.testing.assert_close(g, expect_grads[name], rtol=1e-4, atol=1e-4, msg=name)

@@ -44,31 +44,28 @@ def cmd_bench_build(args: argparse.Namespace) -> int:
 
 def cmd_bench_report(args: argparse.Namespace) -> int:
     p = Path(args.path)
-    if p.is_dir() and not (p / "table.json").is_file():  # a build still running (or cut off): its runs so far
-        return _bench_report(p, figure=args.figure)
-    return _bench_report(p / "table.json" if p.is_dir() else p, figure=args.figure)
+    # a folder without table.json is a build still running (or cut off): its runs so far
+    return _bench_report(p / "table.json" if (p / "table.json").is_file() else p, figure=args.figure)
 
 
 def _bench_report(path: Path, figure: str | None = None) -> int:
     import numpy as np
 
-    from ..evaluate.groundtruth import load_table, load_truth
+    from ..evaluate.groundtruth import load_table, load_truth, load_truth_dir
     from ..evaluate.metrics import format_table, noise_ceiling
 
+    folder = path if path.is_dir() else path.parent if path.name == "table.json" else None  # a bench build's
     if path.is_dir():
-        rows = load_table(path)
-        if not rows:
+        truth = load_truth_dir(path)
+        if not truth:
             raise FileNotFoundError(f"{path}/runs.jsonl holds no finished run yet")
-        truth = {a: r["accuracy"] for a, r in rows.items()}
         print(f"(no table.json: the {sum(len(v) for v in truth.values())} runs finished so far in {path}/runs.jsonl)")
     else:
         truth = load_truth(path)
-        rows = load_table(path.parent) if path.name == "table.json" else {
-            a: {"accuracy": v, "flops": None} for a, v in truth.items()}
     accs = np.array([np.mean(v) for v in truth.values()])
     print(f"{len(truth)} architectures; mean accuracy {accs.mean():.2f}% (min {accs.min():.2f}, max {accs.max():.2f})")
     multi = {a: v for a, v in truth.items() if len(v) >= 2}
-    title = f"{path.name if path.is_dir() else path.parent.name}: {len(truth)} architectures"
+    title = f"{(folder or path).name}: {len(truth)} architectures"
     if len(multi) >= 2:
         nc = noise_ceiling(multi)
         print(format_table([("noise ceiling (seed vs seed)", nc)]))
@@ -77,6 +74,8 @@ def _bench_report(path: Path, figure: str | None = None) -> int:
     if figure:
         from ..report import plot_groundtruth
 
+        # a build's rows carry the seeds' numbers and the FLOPs; another truth file only its values
+        rows = load_table(folder) if folder else {a: {"accuracy": v} for a, v in truth.items()}
         print(f"figure -> {plot_groundtruth(rows, figure, title=title)}")
     return 0
 

@@ -285,7 +285,8 @@ class _Cell(nn.Module):
         out = nodes[3]
         if out is None:
             return x.mul(0.0)  # a disconnected cell outputs zeros
-        return self._zero_gradients(out, x, ops, reads_x[3]) if self.official else out
+        # (no autograd, as in scoring: no gradient to route)
+        return self._zero_gradients(out, x, ops, reads_x[3]) if self.official and torch.is_grad_enabled() else out
 
     def _zero_gradients(self, out: torch.Tensor, x: torch.Tensor, ops: tuple[str, ...], reads_x: bool) -> torch.Tensor:
         """``out`` plus an exact zero that reaches every weight the official cell's backward reaches: it runs
