@@ -531,7 +531,7 @@ def _bench_subprocess(tmp_path: Path) -> subprocess.Popen:
     cfg = tmp_path / "gt.yaml"
     cfg.write_text(yaml.safe_dump({
         "space": "nb201", "space_cfg": {k: v for k, v in SEARCH_DICT["space"].items() if k != "name"},
-        "data": {"name": "synthetic", "val_size": 64, "train_size": 2048, "test_size": 64},
+        "data": {"name": "synthetic", "val_size": 64, "train_size": 1536, "test_size": 64},
         "recipe": {"epochs": 50, "batch_size": 32}, "num_archs": 4, "seeds": [0], "workers": 2}))
     return subprocess.Popen([sys.executable, "-m", "distilnas.cli", "bench", "build", str(cfg), "--out",
                              str(tmp_path / "gt")], env={**os.environ, "OMP_NUM_THREADS": "1"},
