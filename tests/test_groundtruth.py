@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -246,6 +247,7 @@ def test_bench_report_of_a_table_a_running_build_and_an_empty_one(tmp_path, buil
     assert main(["bench", "report", str(out), "--figure", str(tmp_path / "t.png")]) == 0
     text = capsys.readouterr().out
     assert "noise ceiling" in text and f"{len(table['archs'])} architectures" in text
+    assert re.search(r"noise ceiling \(seed vs seed\) +\d+ +-?[\d.na]+ \[-?[\d.na]+, -?[\d.na]+\]", text), text
     assert (tmp_path / "t.png").stat().st_size > 0
     running = tmp_path / "running"
     running.mkdir()

@@ -204,6 +204,36 @@ def test_noise_ceiling_averages_seed_pairs_and_skips_single_seed():
     assert nc["top5_tau"] == pytest.approx(-1 / 3)
 
 
+def test_noise_ceiling_bootstrap_interval_resamples_architectures():
+    """Each bootstrap round is the ceiling of the drawn architectures (duplicates as ties), incomplete rows
+    included: checked round by round against noise_ceiling itself on the drawn table."""
+    rng = np.random.default_rng(3)
+    true = rng.normal(size=20)
+    per_seed = {f"a{i}": list(true[i] + 0.7 * rng.normal(size=3)) for i in range(20)}
+    per_seed["a3"] = per_seed["a3"][:2]  # seed 2 missing: only in pair (0, 1)
+    per_seed["a7"] = per_seed["a7"][:2]
+    nc = noise_ceiling(per_seed, bootstrap=200, seed=5)
+    assert nc["kendall_tau_lo"] < nc["kendall_tau"] < nc["kendall_tau_hi"]
+    assert noise_ceiling(per_seed)["kendall_tau"] == nc["kendall_tau"]  # the point estimate is unchanged
+    assert "kendall_tau_lo" not in noise_ceiling(per_seed)
+
+    from distilnas.evaluate.metrics import _ceiling_bootstrap
+
+    rows = [np.asarray(v) for v in per_seed.values()]
+    rounds = _ceiling_bootstrap(rows, 3, 4, seed=9)
+    draws = np.random.default_rng(9).integers(0, len(rows), size=(4, len(rows)))
+    for r, draw in zip(rounds, draws):
+        # ties between duplicates: give each copy the same values under its own name
+        drawn = {f"d{j}": rows[i] for j, i in enumerate(draw)}
+        assert r == pytest.approx(noise_ceiling(drawn)["kendall_tau"])
+
+    same = {f"a{i}": [v, v] for i, v in enumerate(np.linspace(0, 1, 15))}
+    nc = noise_ceiling(same, bootstrap=50)
+    assert nc["kendall_tau_lo"] == pytest.approx(1.0) and nc["kendall_tau_hi"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="bootstrap"):
+        noise_ceiling(same, bootstrap=-1)
+
+
 def test_noise_ceiling_needs_two_archs():
     with pytest.raises(ValueError):
         noise_ceiling({"a": [0.1, 0.2], "b": [0.3]})

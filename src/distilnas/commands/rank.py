@@ -49,7 +49,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     rows = [(f"{Path(args.pred).name} vs truth", rank_metrics(p, t, bootstrap=args.bootstrap))]
     multi = {a: truth[a] for a in archs if len(truth[a]) >= 2}
     if len(multi) >= 2:
-        rows.append(("noise ceiling (seed vs seed)", noise_ceiling(multi)))
+        rows.append(("noise ceiling (seed vs seed)", noise_ceiling(multi, bootstrap=args.bootstrap)))
     print(f"{len(archs)} architectures in common (pred {len(pred)}, truth {len(truth)}); "
           f"pred key {args.pred_key or 'auto'}{' (lower is better)' if args.lower_is_better else ''}, "
           f"truth key {args.key}")

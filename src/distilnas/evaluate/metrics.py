@@ -352,7 +352,8 @@ def align(
     return archs, np.asarray(p_vals, dtype=np.float64), np.asarray(t_vals, dtype=np.float64)
 
 
-def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (10, 20), bootstrap: int = 0,
+                  seed: int = 0) -> dict[str, float]:
     """Rank agreement of the ground truth with itself across seeds.
 
     For every pair of seed indices ``s < t`` the column of seed ``s`` (``per_seed[a][s]``) is ranked
@@ -364,16 +365,24 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (
         per_seed: Per-seed ground-truth values per architecture. Only architectures with at least two
             values are used.
         ks: Sizes of the top-k sets for ``top{k}_tau``.
+        bootstrap: Number of bootstrap resamples of the architectures for a percentile 95% interval of
+            the ceiling's Kendall tau (each round draws the architectures once, for every seed pair);
+            0 skips it.
+        seed: Seed of the bootstrap's random generator.
 
     Returns:
         A dict with ``kendall_tau``, ``spearman`` and ``top{k}_tau`` (means over seed pairs, ignoring
         pairs where a value is NaN; NaN if all are), ``n`` (architectures used), ``seed_pairs`` (seed
         pairs with at least two shared architectures) and ``seed_std`` (mean over architectures of the
-        per-architecture standard deviation across seeds, ddof=1).
+        per-architecture standard deviation across seeds, ddof=1); with ``bootstrap > 0`` also
+        ``kendall_tau_lo`` and ``kendall_tau_hi``.
 
     Raises:
-        ValueError: If fewer than two architectures have at least two seed values.
+        ValueError: If fewer than two architectures have at least two seed values, or ``bootstrap`` is
+            not a non-negative integer.
     """
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, Integral) or bootstrap < 0:
+        raise ValueError(f"bootstrap must be a non-negative integer, got {bootstrap!r}")
     ks_ = _check_ks(ks)
     rows = {a: np.asarray(v, dtype=np.float64).ravel() for a, v in per_seed.items()}
     rows = {a: v for a, v in rows.items() if v.shape[0] >= 2}
@@ -404,6 +413,45 @@ def noise_ceiling(per_seed: Mapping[str, Sequence[float]], ks: Sequence[int] = (
     out["n"] = len(rows)
     out["seed_pairs"] = used_pairs
     out["seed_std"] = float(np.mean([np.std(v, ddof=1) for v in rows.values()]))
+    if bootstrap > 0:
+        lo, hi = _percentile_interval(_ceiling_bootstrap(list(rows.values()), num_seeds, int(bootstrap), seed))
+        out["kendall_tau_lo"], out["kendall_tau_hi"] = lo, hi
+    return out
+
+
+def _ceiling_bootstrap(rows: list[np.ndarray], num_seeds: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples,) the noise ceiling's Kendall tau-b over resampled architectures.
+
+    Each round draws n architectures with replacement once; every seed pair ``s < t`` is then ranked over
+    the drawn architectures that have seed ``t`` (a weight of 0 leaves out the others), and the pairs'
+    taus are averaged as :func:`noise_ceiling` does. A drawn duplicate is a tie, as in :func:`rank_metrics`.
+    """
+    n = len(rows)
+    values = np.zeros((n, num_seeds))
+    has = np.zeros((n, num_seeds))
+    for i, v in enumerate(rows):
+        values[i, : v.shape[0]] = v
+        has[i, : v.shape[0]] = 1.0
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    iu, ju = np.triu_indices(n, k=1)
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(iu.shape[0], 1))
+    sums = np.zeros(resamples)
+    counts = np.zeros(resamples)
+    for s, t in combinations(range(num_seeds), 2):
+        for start in range(0, resamples, block):
+            sl = slice(start, min(start + block, resamples))
+            x, y, w = values[idx[sl], s], values[idx[sl], t], has[idx[sl], t]
+            sx = np.sign(x[:, iu] - x[:, ju])
+            sy = np.sign(y[:, iu] - y[:, ju])
+            ww = w[:, iu] * w[:, ju]
+            num = np.einsum("bp,bp->b", ww * sx, sy)
+            den = np.sqrt(np.einsum("bp,bp->b", ww, sx * sx) * np.einsum("bp,bp->b", ww, sy * sy))
+            ok = den > 0
+            sums[sl][ok] += num[ok] / den[ok]  # a pair with a constant column is left out, as a NaN is
+            counts[sl][ok] += 1
+    out = np.full(resamples, math.nan)
+    out[counts > 0] = sums[counts > 0] / counts[counts > 0]
     return out
 
 
