@@ -418,3 +418,23 @@ def test_detectable_difference_is_the_normal_test_mde():
     assert detectable_difference(0.1, 0.2, 8, 64, power=0.9) > detectable_difference(0.1, 0.2, 8, 64)
     with pytest.raises(ValueError, match=">= 1"):
         detectable_difference(0.1, 0.2, 0, 64)
+
+
+def test_bootstraps_of_large_tables_take_the_per_round_path(monkeypatch):
+    """Above the block bound the O(n^2) pair signs are not built (a 15,625-cell NB201 table would need GBs
+    per round): scipy per round instead, with the same numbers."""
+    from distilnas.evaluate import metrics
+
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=30)
+    per_seed = {f"a{i}": list(true[i] + rng.normal(size=3)) for i in range(30)}
+    per_seed["a4"] = per_seed["a4"][:2]
+    pred = true + rng.normal(size=30)
+    small = (noise_ceiling(per_seed, bootstrap=50, seed=1), rank_metrics(pred, true, bootstrap=50, seed=1))
+    monkeypatch.setattr(metrics, "_BOOTSTRAP_BLOCK_ELEMS", 100)  # 30 architectures: 435 pairs > 100
+    large = (noise_ceiling(per_seed, bootstrap=50, seed=1), rank_metrics(pred, true, bootstrap=50, seed=1))
+    for a, b in zip(small, large):
+        for key in ("kendall_tau_lo", "kendall_tau_hi"):
+            assert b[key] == pytest.approx(a[key])
+    rounds = metrics._batched_kendall_tau_b(np.tile(pred, (2, 1)), np.vstack([true, np.ones(30)]))
+    assert rounds[0] == pytest.approx(rank_metrics(pred, true, bootstrap=0)["kendall_tau"]) and np.isnan(rounds[1])

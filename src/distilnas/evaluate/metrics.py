@@ -177,6 +177,8 @@ def _concordant_pair_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
 def _batched_kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall tau-b of every row pair of two ``(B, n)`` arrays (NaN where a row is constant)."""
     n = x.shape[1]
+    if n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS:  # the pair signs would not fit: scipy's O(n log n) per row
+        return np.array([_kendall(a, b) for a, b in zip(x, y)], dtype=np.float64)
     iu, ju = np.triu_indices(n, k=1)
     sx = np.sign(x[:, iu] - x[:, ju])
     sy = np.sign(y[:, iu] - y[:, ju])
@@ -434,10 +436,19 @@ def _ceiling_bootstrap(rows: list[np.ndarray], num_seeds: int, resamples: int, s
         has[i, : v.shape[0]] = 1.0
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(resamples, n))
-    iu, ju = np.triu_indices(n, k=1)
-    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(iu.shape[0], 1))
     sums = np.zeros(resamples)
     counts = np.zeros(resamples)
+    if n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS:  # the pair signs would not fit: scipy per round and pair
+        for s, t in combinations(range(num_seeds), 2):
+            for r in range(resamples):
+                keep = has[idx[r], t] > 0
+                tau = _kendall(values[idx[r], s][keep], values[idx[r], t][keep]) if keep.sum() >= 2 else math.nan
+                if math.isfinite(tau):
+                    sums[r] += tau
+                    counts[r] += 1
+        return np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
+    iu, ju = np.triu_indices(n, k=1)
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(iu.shape[0], 1))
     for s, t in combinations(range(num_seeds), 2):
         for start in range(0, resamples, block):
             sl = slice(start, min(start + block, resamples))
