@@ -438,28 +438,25 @@ def _ceiling_bootstrap(rows: list[np.ndarray], num_seeds: int, resamples: int, s
     idx = rng.integers(0, n, size=(resamples, n))
     sums = np.zeros(resamples)
     counts = np.zeros(resamples)
-    if n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS:  # the pair signs would not fit: scipy per round and pair
-        for s, t in combinations(range(num_seeds), 2):
-            for r in range(resamples):
-                keep = has[idx[r], t] > 0
-                tau = _kendall(values[idx[r], s][keep], values[idx[r], t][keep]) if keep.sum() >= 2 else math.nan
-                if math.isfinite(tau):
-                    sums[r] += tau
-                    counts[r] += 1
-        return np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
-    iu, ju = np.triu_indices(n, k=1)
-    block = max(1, _BOOTSTRAP_BLOCK_ELEMS // max(iu.shape[0], 1))
+    large = n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS  # the pair signs would not fit: scipy per round
+    iu, ju = (None, None) if large else np.triu_indices(n, k=1)
+    block = 1 if large else max(1, _BOOTSTRAP_BLOCK_ELEMS // max(n * (n - 1) // 2, 1))
     for s, t in combinations(range(num_seeds), 2):
         for start in range(0, resamples, block):
             sl = slice(start, min(start + block, resamples))
             x, y, w = values[idx[sl], s], values[idx[sl], t], has[idx[sl], t]
-            sx = np.sign(x[:, iu] - x[:, ju])
-            sy = np.sign(y[:, iu] - y[:, ju])
-            ww = w[:, iu] * w[:, ju]
-            num = np.einsum("bp,bp->b", ww * sx, sy)
-            den = np.sqrt(np.einsum("bp,bp->b", ww, sx * sx) * np.einsum("bp,bp->b", ww, sy * sy))
-            ok = den > 0
-            sums[sl][ok] += num[ok] / den[ok]  # a pair with a constant column is left out, as a NaN is
+            if large:
+                keep = w[0] > 0
+                tau = np.array([_kendall(x[0][keep], y[0][keep]) if keep.sum() >= 2 else math.nan])
+            else:
+                sx = np.sign(x[:, iu] - x[:, ju])
+                sy = np.sign(y[:, iu] - y[:, ju])
+                ww = w[:, iu] * w[:, ju]
+                num = np.einsum("bp,bp->b", ww * sx, sy)
+                den = np.sqrt(np.einsum("bp,bp->b", ww, sx * sx) * np.einsum("bp,bp->b", ww, sy * sy))
+                tau = np.divide(num, den, out=np.full_like(num, math.nan), where=den > 0)
+            ok = np.isfinite(tau)  # a pair with a constant column is left out, as a NaN is
+            sums[sl][ok] += tau[ok]
             counts[sl][ok] += 1
     out = np.full(resamples, math.nan)
     out[counts > 0] = sums[counts > 0] / counts[counts > 0]
