@@ -16,7 +16,8 @@ JSON lines, meant to be committed), from which every figure is computed:
   architectures together; against the baseline (and each ablation against its method), the paired
   difference with its interval and a verdict: better / worse / no evidence (the interval holds 0).
 
-Writes OUT/summary.csv (one row per run), OUT/summary.json, the ``--results`` JSON (default: the suite's
+Writes OUT/<suite>.truth_archs.txt (the architectures every search scores), OUT/summary.csv (one row per
+run), OUT/summary.json, the ``--results`` JSON (default: the suite's
 ``results`` key) and prints a table. A suite file::
 
     truth: [benchmarks/groundtruth/nb201_fmnist16, benchmarks/groundtruth/nb201_fmnist16_more]
@@ -70,6 +71,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -525,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap rounds")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    archs_file = out / "truth_archs.txt"
+    # named by the suite: two suites may share one --out (their entries' labels differ), and one suite
+    # whose runs are split over two processes (--only, --seeds) writes the same list atomically
+    archs_file = out / f"{Path(args.suite).stem}.truth_archs.txt"
     try:
         suite, seeds = load_suite(args.suite, args.seeds)
         check_runs(suite.get("runs"), seeds, out, archs_file)
@@ -546,7 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
     if not args.summary_only:
-        archs_file.write_text("\n".join(all_archs(suite)) + "\n")
+        tmp = archs_file.with_name(f"{archs_file.name}.{os.getpid()}.partial")  # one per process: no race
+        tmp.write_text("\n".join(all_archs(suite)) + "\n")
+        os.replace(tmp, archs_file)
         for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
             run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
         def job(r: dict[str, Any], s: int) -> dict[str, Any]:

@@ -333,11 +333,14 @@ def test_steps_entry_runs_once_shares_the_teacher_and_is_summarized(tmp_path, se
     assert [c[3] for c in calls].count("train") == 1
     assert sorted(c[3] for c in calls if c[3] != "train") == sorted(["search", "search", "dna-merge", "dna-score"] * 2)
     exe = [sys.executable, "-m", "distilnas.cli"]
+    # the list of architectures is the suite's own: another suite run into the same --out keeps its list
+    assert (out / f"{path.stem}.truth_archs.txt").read_text().split() == rs.all_archs(suite)
+    assert not (out / "truth_archs.txt").exists() and not list(out.glob("*.partial"))
     for s in (0, 1):  # placeholders: {out}, {seed}, {suite_out}, {archs}, {scores}
         d = out / "dna" / f"seed{s}"
         assert [*exe, "search", str(tmp_path / "search.yaml"), "--out", str(d / "block0"), "algorithm.name=spos",
                 f"seed={s}"] in calls
-        assert [*exe, "dna-score", str(d / "potentials.json"), "--archs", str(out / "truth_archs.txt"), "--out",
+        assert [*exe, "dna-score", str(d / "potentials.json"), "--archs", str(out / f"{path.stem}.truth_archs.txt"), "--out",
                 str(d / "gt_scores.jsonl")] in calls
         recs = _records(d / "steps.jsonl")
         assert [r["step"] for r in recs] == [0, 1, 2, 3, 4] and recs[0]["argv"][-2:] == [str(out / "teacher"), "threads=1"]
@@ -371,7 +374,7 @@ def test_killed_steps_entry_resumes(tmp_path, search_dict, monkeypatch):
     fake_distilnas([*"xyz", "search", "--out", str(d / "block0")])
     (d / "block1").mkdir()
     (d / "block1" / "checkpoint.pt").write_bytes(b"")
-    cmds = rs.entry_commands(yaml_load(path)["runs"][0], 0, out, out / "truth_archs.txt")
+    cmds = rs.entry_commands(yaml_load(path)["runs"][0], 0, out, out / f"{path.stem}.truth_archs.txt")
     (d / "steps.jsonl").write_text("".join(json.dumps({"step": j, "argv": cmds[j], "seconds": sec}) + "\n"
                                            for j, sec in ((0, 100.0), (1, 200.0))))
     monkeypatch.setattr(subprocess, "Popen", FakeProc(calls, fake_distilnas))
