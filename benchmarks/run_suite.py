@@ -199,6 +199,14 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         return {"label": label, "seed": seed, "selected": meta.get("arch"), "train_seconds": meta.get("train_seconds"),
                 "wall_seconds": None}
     run_dir = out / label / f"seed{seed}"
+    # which entry trained this run directory: a label shared by two suites run into one --out must not
+    # reuse the other suite's search (a folder from before this record is adopted)
+    entry, owner = {"config": config, "overrides": list(overrides)}, out / label / f"seed{seed}.entry.json"
+    if owner.exists() and json.loads(owner.read_text()) != entry:
+        raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
+                        f"({json.loads(owner.read_text())}); use another --out, or delete the folder to redo it")
+    owner.parent.mkdir(parents=True, exist_ok=True)
+    owner.write_text(json.dumps(entry) + "\n")
     scores = run_dir / "gt_scores.jsonl"
     done_scoring = run_dir / "gt_scores.scoring.json"
     if scores.exists() and (not done_scoring.exists() or json.loads(done_scoring.read_text()) != scoring):

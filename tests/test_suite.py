@@ -665,3 +665,23 @@ def test_power_reports_the_detectable_difference_and_refuses_bad_pairs(tmp_path,
                      (["--half", "middle"], "no 'middle' half")):
         assert pw.main([str(path), "--resamples", "200", *bad]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_a_label_shared_by_two_suites_does_not_reuse_the_other_search(tmp_path):
+    """Two suites run into one --out with the same label: the second refuses the first's run folder
+    instead of scoring its search as its own; a folder from before the record is adopted."""
+    from steps import SpecError
+
+    rs = _suite_module()
+    out = tmp_path / "out"
+    run = out / "spos" / "seed0"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"arch": "x", "train_seconds": 1.0}))
+    (run / "gt_scores.jsonl").write_text("")
+    (run / "gt_scores.scoring.json").write_text("[]\n")
+    row = rs.run_one("spos", "configs/a.yaml", ["x=1"], 0, out, out / "s.truth_archs.txt", None)  # adopted
+    assert row["selected"] == "x"
+    assert json.loads((out / "spos" / "seed0.entry.json").read_text()) == {"config": "configs/a.yaml", "overrides": ["x=1"]}
+    assert rs.run_one("spos", "configs/a.yaml", ["x=1"], 0, out, out / "s.truth_archs.txt", None)["selected"] == "x"
+    with pytest.raises(SpecError, match="another suite entry labelled 'spos'.*another --out"):
+        rs.run_one("spos", "configs/b.yaml", [], 0, out, out / "s.truth_archs.txt", None)
