@@ -71,7 +71,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -95,6 +94,7 @@ from steps import (  # noqa: E402  (the step machinery, shared with search_quali
 )
 
 from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
+from distilnas.fileio import atomic_open  # noqa: E402
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 
 RESAMPLES = 2000
@@ -202,9 +202,10 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
     # which entry trained this run directory: a label shared by two suites run into one --out must not
     # reuse the other suite's search (a folder from before this record is adopted)
     entry, owner = {"config": config, "overrides": list(overrides)}, out / label / f"seed{seed}.entry.json"
-    if owner.exists() and json.loads(owner.read_text()) != entry:
+    recorded = json.loads(owner.read_text()) if owner.exists() else entry
+    if recorded != entry:
         raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
-                        f"({json.loads(owner.read_text())}); use another --out, or delete the folder to redo it")
+                        f"({recorded}); use another --out, or delete the folder to redo it")
     owner.parent.mkdir(parents=True, exist_ok=True)
     owner.write_text(json.dumps(entry) + "\n")
     scores = run_dir / "gt_scores.jsonl"
@@ -558,9 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
     if not args.summary_only:
-        tmp = archs_file.with_name(f"{archs_file.name}.{os.getpid()}.partial")  # one per process: no race
-        tmp.write_text("\n".join(all_archs(suite)) + "\n")
-        os.replace(tmp, archs_file)
+        with atomic_open(archs_file) as f:
+            f.write("\n".join(all_archs(suite)) + "\n")
         for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
             run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
         def job(r: dict[str, Any], s: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     resumable script checking for the file) would take for a finished one."""
     p = Path(path)
     _mkdir(p.parent)
-    tmp = p.with_name(p.name + ".partial")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.partial")  # one per process: two writers of one file cannot race
     try:
         with open(tmp, mode) as f:
             yield f
