@@ -16,8 +16,8 @@ JSON lines, meant to be committed), from which every figure is computed:
   architectures together; against the baseline (and each ablation against its method), the paired
   difference with its interval and a verdict: better / worse / no evidence (the interval holds 0).
 
-Writes OUT/<suite>.truth_archs.txt (the architectures every search scores), OUT/summary.csv (one row per
-run), OUT/summary.json, the ``--results`` JSON (default: the suite's
+Writes OUT/<suite>.truth_archs.txt (the architectures every search scores), OUT/<suite>.summary.csv (one
+row per run), OUT/<suite>.summary.json (several suites may share one OUT), the ``--results`` JSON (default: the suite's
 ``results`` key) and prints a table. A suite file::
 
     truth: [benchmarks/groundtruth/nb201_fmnist16, benchmarks/groundtruth/nb201_fmnist16_more]
@@ -538,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     # named by the suite: two suites may share one --out (their entries' labels differ), and one suite
     # whose runs are split over two processes (--only, --seeds) writes the same list atomically
-    archs_file = out / f"{Path(args.suite).stem}.truth_archs.txt"
+    stem = Path(args.suite).stem  # files of one suite in OUT carry its name: suites may share an OUT
+    archs_file = out / f"{stem}.truth_archs.txt"
     try:
         suite, seeds = load_suite(args.suite, args.seeds)
         check_runs(suite.get("runs"), seeds, out, archs_file)
@@ -576,12 +577,13 @@ def main(argv: list[str] | None = None) -> int:
         except (JobError, SpecError) as e:  # SpecError: a step's config changed since the check
             print(f"run_suite: failed: {e}", file=sys.stderr)
             return 1
-        with open(out / "summary.csv", "w", newline="") as f:
+        with atomic_open(out / f"{stem}.summary.csv", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
     summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    with atomic_open(out / f"{stem}.summary.json") as f:
+        f.write(json.dumps(summary, indent=1) + "\n")
     target = args.results or suite.get("results")
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)

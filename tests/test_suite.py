@@ -336,6 +336,8 @@ def test_steps_entry_runs_once_shares_the_teacher_and_is_summarized(tmp_path, se
     # the list of architectures is the suite's own: another suite run into the same --out keeps its list
     assert (out / f"{path.stem}.truth_archs.txt").read_text().split() == rs.all_archs(suite)
     assert not (out / "truth_archs.txt").exists() and not list(out.glob("*.partial"))
+    # so are its summaries
+    assert (out / f"{path.stem}.summary.csv").read_text().startswith("label,") and not (out / "summary.csv").exists()
     for s in (0, 1):  # placeholders: {out}, {seed}, {suite_out}, {archs}, {scores}
         d = out / "dna" / f"seed{s}"
         assert [*exe, "search", str(tmp_path / "search.yaml"), "--out", str(d / "block0"), "algorithm.name=spos",
@@ -355,7 +357,7 @@ def test_steps_entry_runs_once_shares_the_teacher_and_is_summarized(tmp_path, se
     assert summary["status"] == "complete" and summary["seeds"] == [0, 1]
     dna = summary["halves"]["report"]["entries"]["dna"]
     assert dna["seeds"] == [0, 1] and dna["mean"] > 0.5
-    assert json.loads((out / "summary.json").read_text())["halves"]["report"]["entries"]["dna"]["tau"] == dna["tau"]
+    assert json.loads((out / f"{path.stem}.summary.json").read_text())["halves"]["report"]["entries"]["dna"]["tau"] == dna["tau"]
     calls.clear()
     assert rs.main([str(path), "--out", str(out), "--resamples", "50"]) == 0 and calls == []  # nothing runs again
 

@@ -27,7 +27,7 @@ class LockedError(OutputError):
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "w", newline: str | None = None) -> Iterator[IO]:
     """Open ``path`` for writing through a temporary sibling that replaces it only when the block ends
     without an error: a killed or failed command never leaves a truncated output that a later step (or a
     resumable script checking for the file) would take for a finished one."""
@@ -35,7 +35,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     _mkdir(p.parent)
     tmp = p.with_name(f"{p.name}.{os.getpid()}.partial")  # one per process: two writers of one file cannot race
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, newline=newline) as f:
             yield f
         os.replace(tmp, p)
     finally:
