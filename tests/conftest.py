@@ -13,6 +13,13 @@ from distilnas.spaces import NB201Config
 
 torch.set_num_threads(1)  # the test machine is shared: stay on one core
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one thread, whatever an earlier test's code (e.g. ``train.threads=N``) set."""
+    torch.set_num_threads(1)
+    yield
+
 # The tiny NB201 network used throughout: 4 channels, one cell per stage, 1x16x16 inputs (like fmnist16).
 TINY_SPACE: dict[str, Any] = {"name": "nb201", "C": 4, "N": 1, "in_channels": 1, "input_size": 16, "num_classes": 10}
 

@@ -49,14 +49,6 @@ def space_of(cfg: dict[str, Any]) -> MobileNetSpace:
     return create_space("mobilenet", build_space_config("mobilenet", cfg))  # type: ignore[return-value]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A teacher trained for one epoch by the ordinary pipeline (``distilnas train``'s code path)."""

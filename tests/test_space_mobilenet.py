@@ -18,15 +18,6 @@ from distilnas.spaces import SPACES, count_flops, count_params, create_space
 from distilnas.spaces.mobilenet import PRESETS, MobileNetConfig, MobileNetNetwork, MobileNetSpace
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP overheads on a shared machine (restored afterwards)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def small() -> MobileNetSpace:
     return MobileNetSpace(MobileNetConfig(preset="fmnist16"))
