@@ -605,6 +605,43 @@ def test_op_bias_counts_edges_and_correlates(tmp_path, capsys):
     assert ob.main([str(suite), "nobody"]) == 2
 
 
+
+def test_op_bias_measures_size_on_mobilenet_strings(tmp_path, capsys):
+    """MobileNet-style strings: layers, mean kernel, mean expansion, and FLOPs/params from the table."""
+    spec = importlib.util.spec_from_file_location("op_bias", REPO / "benchmarks" / "op_bias.py")
+    ob = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ob)
+    f = ob.size_features("k3e3-id_k7e6-k5e6", {"k3e3-id_k7e6-k5e6": {"flops": 10, "params": 3}})
+    assert f == {"layers": 3, "kernel": 5.0, "expansion": 5.0, "flops": 10, "params": 3}
+    rng = np.random.default_rng(0)
+    ops = ["k3e3", "k5e3", "k3e6", "k7e6"]
+    stage = lambda: f"{rng.choice(ops)}-{rng.choice([*ops, 'id'])}"  # noqa: E731
+    archs = list(dict.fromkeys(f"{stage()}_{stage()}" for _ in range(40)))
+    layers = {a: ob.size_features(a, {})["layers"] for a in archs}
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    table = {a: {"accuracy": [layers[a] + rng.normal(scale=0.1)] * 2, "flops": 100 * layers[a], "params": 7}
+             for a in archs}
+    (truth / "table.json").write_text(json.dumps({"archs": table}))
+    (truth / "archs.txt").write_text("\n".join(archs) + "\n")
+    pred = tmp_path / "pred" / "blind"
+    pred.mkdir(parents=True)
+    (pred / "seed0.jsonl").write_text("".join(json.dumps({"arch": a, "accuracy": -layers[a]}) + "\n" for a in archs))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"truth": [str(truth)], "predictions": str(tmp_path / "pred"), "seeds": [0],
+                                 "runs": [{"label": "blind", "config": "x"}]}))
+    assert ob.main([str(suite), "blind"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[2:] == ["tau", "with", "layers", "tau", "with", "kernel", "tau", "with", "expansion", "tau",
+                                    "with", "flops", "tau", "with", "params"]
+    truth_row, blind = lines[2].split(), lines[3].split()
+    assert float(truth_row[2]) > 0.6 and float(truth_row[5]) > 0.6 and float(blind[2]) == -1.0  # layers, flops (ties)
+    (truth / "archs.txt").write_text("k3e3-what\n")  # neither NB201 nor MobileNet: one line
+    (truth / "table.json").write_text(json.dumps({"archs": {"k3e3-what": {"accuracy": [1.0, 1.0]}}}))
+    assert ob.main([str(suite), "blind"]) == 2
+    assert "malformed" in capsys.readouterr().err
+
+
 def test_pending_lanes_name_real_suites_entries_and_configs():
     """benchmarks/pending.sh restarts the open experiments on a fresh machine: every suite it runs exists,
     every --only label is an entry of that suite, every config it names exists, and a bad lane is refused."""
