@@ -32,6 +32,11 @@ A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranki
     --out benchmarks/groundtruth/mobilenet_w0125_fmnist16 workers=1
   if [ -e benchmarks/groundtruth/mobilenet_w0125_fmnist16/table.json ]; then  # the suite scores all 48
     suite mobilenet_w0125_fmnist16
+    # the 48-epoch probe's snapshots (entries spos-e48 and cream-e48 of that suite)
+    step "$py" benchmarks/ranking_over_training.py benchmarks/suites/mobilenet_w0125_fmnist16.yaml --half all \
+      --run "spos=$out/suite/spos-e48/seed0" --run "cream=$out/suite/cream-e48/seed0" \
+      --out benchmarks/results/mobilenet_w0125_fmnist16_over_training.json \
+      --figure docs/img/benchmark/ranking_over_training_mobilenet_w0125_fmnist16.png
   else
     echo "== the MobileNet ground truth is not complete (another lane A running it?): its suite waits"
   fi

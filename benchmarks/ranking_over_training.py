@@ -10,7 +10,8 @@ Several seeds of one method: ``--run spos=runs/spos-s0,runs/spos-s1,runs/spos-s2
 directories, one per seed; every label lists its seeds in the same order, so seed k of one label pairs with
 seed k of another).
 
-The suite file supplies the ground truth and the tuning/report split. Every snapshot
+The suite file supplies the ground truth and the tuning/report split (``--half all``: every architecture, for
+a suite without a split). Every snapshot
 (``RUN/snapshots/epochE.pt``, written by ``train.snapshot_every``) and the final ``checkpoint.pt`` scores the
 half's architectures with ``distilnas score`` (``--scoring`` overrides; kept as
 ``RUN/snapshots/epochE.<half>.jsonl``, so a rerun scores only what is missing), and each point gets its
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("suite", help="a run_suite.py suite file (its truth and split)")
     ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR[,DIR...]",
                     help="a search run with snapshots (several: one per seed, paired by position across labels)")
-    ap.add_argument("--half", default="tuning", choices=("tuning", "report"))
+    ap.add_argument("--half", default="tuning", choices=("tuning", "report", "all"),
+                    help="the split's half to score, or all (a suite without a split, e.g. the MobileNet one)")
     ap.add_argument("--pair", action="append", default=[], metavar="A:B", help="paired difference A - B per epoch")
     ap.add_argument("--scoring", nargs="*", default=None, help="score overrides (default: the suite's scoring)")
     ap.add_argument("--out", default=None, help="results JSON")
@@ -101,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(len(p) != 2 or not set(p) <= set(runs) for p in pairs):
         raise SystemExit(f"ranking_over_training: error: --pair needs A:B with labels among {', '.join(runs)}")
     truth = load_truths(suite)
-    split = json.loads(Path(suite["split"]).read_text())
-    archs = [a for a in split[args.half] if a in truth and len(truth[a]) >= 2]
+    if args.half == "all":
+        half = list(truth)
+    elif not suite.get("split"):
+        raise SystemExit(f"ranking_over_training: error: {args.suite} has no split: use --half all")
+    else:
+        half = json.loads(Path(suite["split"]).read_text())[args.half]
+    archs = [a for a in half if a in truth and len(truth[a]) >= 2]
     scoring = [str(o) for o in (suite.get("scoring", []) if args.scoring is None else args.scoring)]
     per_seed = {label: [dict(snapshots(run)) for run in dirs] for label, dirs in runs.items()}
     # a label's epochs: those every one of its seeds has

@@ -496,9 +496,11 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
     print(summary["status"])
     for half, h in summary["halves"].items():
         if "entries" not in h:
-            print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet")
+            print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet"
+                  if summary.get("split") else f"{h['num_archs']} architectures with truth; nothing to compare yet")
             continue
-        print(f"{half} half: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}; "
+        where = f"{half} half" if summary.get("split") else "no split, every architecture"
+        print(f"{where}: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}; "
               f"each entry over the seeds it has finished, each difference over the seeds both have")
         head = ["entry", "tau (mean)", "95% CI", "diff", "diff 95% CI", "verdict", "tau per seed"]
         rows = []

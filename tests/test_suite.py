@@ -59,6 +59,18 @@ def test_summary_from_predictions(tmp_path):
     json.dumps(res, allow_nan=False)
 
 
+
+def test_a_suite_without_split_reports_every_architecture(tmp_path, capsys):
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(0))
+    del suite["split"]
+    summary = rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)
+    assert list(summary["halves"]) == ["report"] and summary["halves"]["report"]["num_archs"] == 24
+    rs.print_table(summary, markdown=False)
+    out = capsys.readouterr().out
+    assert "no split, every architecture: 24 architectures" in out and "report half" not in out
+
+
 def _tiny_suite(tmp_path, rng):
     archs = [f"a{i}" for i in range(24)]
     quality = {a: float(i) for i, a in enumerate(archs)}
@@ -181,6 +193,13 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
         mod.main([str(suite), "--run", f"a={run}", "--pair", "a:c"])
     with pytest.raises(SystemExit, match="no checkpoint.pt"):
         mod.main([str(suite), "--run", f"a={tmp_path}"])
+    # --half all: every architecture of the table, with or without a split; a suite without one needs it
+    assert mod.main([str(suite), "--run", f"a={run}", "--half", "all", "--out", str(out), "--resamples", "50"]) == 0
+    assert json.loads(out.read_text())["num_archs"] == 12 and len(calls) == 2  # all 12 scored once per epoch
+    nosplit = tmp_path / "nosplit.yaml"
+    nosplit.write_text(json.dumps({"truth": [str(truth)], "scoring": ["score.val_size=32"]}))
+    with pytest.raises(SystemExit, match="no split: use --half all"):
+        mod.main([str(nosplit), "--run", f"a={run}"])
 
 
 def test_board_truth_places_the_board_in_the_ground_truth(tmp_path, capsys):
