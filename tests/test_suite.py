@@ -743,3 +743,22 @@ def test_a_label_shared_by_two_suites_does_not_reuse_the_other_search(tmp_path):
     assert rs.run_one("spos", "configs/a.yaml", ["x=1"], 0, out, out / "s.truth_archs.txt", None)["selected"] == "x"
     with pytest.raises(SpecError, match="another suite entry labelled 'spos'.*another --out"):
         rs.run_one("spos", "configs/b.yaml", [], 0, out, out / "s.truth_archs.txt", None)
+
+
+def test_supernet_fit_prints_both_fits_side_by_side(tmp_path, search_dict, capsys):
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("supernet_fit", REPO / "benchmarks" / "supernet_fit.py")
+    sf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sf)
+    cfg = tmp_path / "search.yaml"
+    cfg.write_text(yaml.safe_dump(search_dict))
+    assert sf.main([str(cfg), "train.lr=0.01", "--steps", "4", "--every", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("training accuracy (%) per 2 steps; fixed path |") and len(lines) == 4
+    rows = [ln.split() for ln in lines[2:]]
+    assert [r[0] for r in rows] == ["2", "4"] and all(0 <= float(v) <= 100 for r in rows for v in r[1:])
+    for bad, msg in ((["--every", "0"], "--every"), (["--arch", "|bad|"], "malformed NB201 arch"),
+                     (["nope.key=1"], "unknown config key")):
+        assert sf.main([str(cfg), *bad]) == 2
+        assert msg in capsys.readouterr().err
