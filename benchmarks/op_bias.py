@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     truth = {a: float(np.mean(v)) for a, v in load_truths(suite).items()}
     if args.half != "all":
+        if not suite.get("split"):
+            print(f"op_bias: error: {args.suite} has no split: use --half all", file=sys.stderr)
+            return 2
         keep = set(json.loads(Path(suite["split"]).read_text())[args.half])
         truth = {a: v for a, v in truth.items() if a in keep}
     archs = sorted(truth)

@@ -655,6 +655,8 @@ def test_op_bias_measures_size_on_mobilenet_strings(tmp_path, capsys):
                                     "with", "flops", "tau", "with", "params"]
     truth_row, blind = lines[2].split(), lines[3].split()
     assert float(truth_row[2]) > 0.6 and float(truth_row[5]) > 0.6 and float(blind[2]) == -1.0  # layers, flops (ties)
+    assert ob.main([str(suite), "blind", "--half", "report"]) == 2  # the suite has no split
+    assert "no split: use --half all" in capsys.readouterr().err
     (truth / "archs.txt").write_text("k3e3-what\n")  # neither NB201 nor MobileNet: one line
     (truth / "table.json").write_text(json.dumps({"archs": {"k3e3-what": {"accuracy": [1.0, 1.0]}}}))
     assert ob.main([str(suite), "blind"]) == 2
