@@ -495,11 +495,10 @@ def results_json(summary: dict[str, Any]) -> dict[str, Any]:
 def print_table(summary: dict[str, Any], markdown: bool) -> None:
     print(summary["status"])
     for half, h in summary["halves"].items():
-        if "entries" not in h:
-            print(f"{half} half: {h['num_archs']} architectures with truth; nothing to compare yet"
-                  if summary.get("split") else f"{h['num_archs']} architectures with truth; nothing to compare yet")
-            continue
         where = f"{half} half" if summary.get("split") else "no split, every architecture"
+        if "entries" not in h:
+            print(f"{where}: {h['num_archs']} architectures with truth; nothing to compare yet")
+            continue
         print(f"{where}: {h['num_archs']} architectures, noise ceiling {h.get('noise_ceiling', float('nan')):.3f}; "
               f"each entry over the seeds it has finished, each difference over the seeds both have")
         head = ["entry", "tau (mean)", "95% CI", "diff", "diff 95% CI", "verdict", "tau per seed"]
