@@ -206,8 +206,9 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
     if recorded != entry:
         raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
                         f"({recorded}); use another --out, or delete the folder to redo it")
-    owner.parent.mkdir(parents=True, exist_ok=True)
-    owner.write_text(json.dumps(entry) + "\n")
+    if not owner.exists():
+        with atomic_open(owner) as f:
+            f.write(json.dumps(entry) + "\n")
     scores = run_dir / "gt_scores.jsonl"
     done_scoring = run_dir / "gt_scores.scoring.json"
     if scores.exists() and (not done_scoring.exists() or json.loads(done_scoring.read_text()) != scoring):
@@ -539,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     # named by the suite: two suites may share one --out (their entries' labels differ), and one suite
     # whose runs are split over two processes (--only, --seeds) writes the same list atomically
-    stem = Path(args.suite).stem  # files of one suite in OUT carry its name: suites may share an OUT
+    stem = Path(args.suite).stem
     archs_file = out / f"{stem}.truth_archs.txt"
     try:
         suite, seeds = load_suite(args.suite, args.seeds)

@@ -174,10 +174,15 @@ def _concordant_pair_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
     return score / pairs if pairs else math.nan
 
 
+def _too_many_pairs(n: int) -> bool:
+    """Whether the pair signs of one row of ``n`` items exceed the bootstrap's block of elements."""
+    return n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS
+
+
 def _batched_kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall tau-b of every row pair of two ``(B, n)`` arrays (NaN where a row is constant)."""
     n = x.shape[1]
-    if n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS:  # the pair signs would not fit: scipy's O(n log n) per row
+    if _too_many_pairs(n):  # the pair signs would not fit: scipy's O(n log n) per row
         return np.array([_kendall(a, b) for a, b in zip(x, y)], dtype=np.float64)
     iu, ju = np.triu_indices(n, k=1)
     sx = np.sign(x[:, iu] - x[:, ju])
@@ -438,7 +443,7 @@ def _ceiling_bootstrap(rows: list[np.ndarray], num_seeds: int, resamples: int, s
     idx = rng.integers(0, n, size=(resamples, n))
     sums = np.zeros(resamples)
     counts = np.zeros(resamples)
-    large = n * (n - 1) // 2 > _BOOTSTRAP_BLOCK_ELEMS  # the pair signs would not fit: scipy per round
+    large = _too_many_pairs(n)  # the pair signs would not fit: scipy per round
     iu, ju = (None, None) if large else np.triu_indices(n, k=1)
     block = 1 if large else max(1, _BOOTSTRAP_BLOCK_ELEMS // max(n * (n - 1) // 2, 1))
     for s, t in combinations(range(num_seeds), 2):
