@@ -15,6 +15,9 @@ the search cost. A spec::
     results: benchmarks/results/search_quality.json    # the committed results (default: DIR/summary.json only)
     flops_range: [4.0e6, 6.0e6]                        # picks outside are marked (in_range: false)
     space: {name: mobilenet, preset: fmnist16}         # the space of the arch and hand entries
+    baseline: random                                   # every other entry is compared with it
+    compare: [[cream, spos]]                           # more pairs [entry, reference]
+    figure: docs/img/benchmark/search_quality.png     # accuracy against FLOPs, per seed and mean +- sd
     entries:
       - {label: cream, search: CONFIG, overrides: [...]}        # distilnas search; pick: result.json's arch
       - {label: random, random_search: CONFIG}                  # distilnas random-search; likewise
@@ -43,14 +46,22 @@ bad input is one line ``search_quality: error: ...`` and exit status 2. A failed
 (the others go on) and the script with status 1. Paths are relative to the working directory (run it from
 the repository root). ``--only`` limits what runs; the table and results always cover every entry.
 
-Writes ``DIR/summary.json`` and the ``--results`` JSON (default: the spec's ``results``), and prints a
-table (``--markdown``: Markdown). Logs: ``DIR/<label>/<step>.log``. The step machinery (checking, running,
+Comparisons (``baseline``, ``compare``): the difference of mean test accuracy, entry minus reference, in
+points, with a 95% Welch t interval over the retraining seeds (unpaired: two picks retrained with one seed
+share the data order, not their initial weights) and a verdict: better / worse / no evidence (the interval
+holds 0) / too few seeds (fewer than 2 on a side). With 3 seeds the interval is wide: a difference has to
+be several seed spreads large to count.
+
+Writes ``DIR/summary.json``, ``DIR/summary.csv`` (one row per entry) and the ``--results`` JSON (default:
+the spec's ``results``), all atomically, the ``figure`` when one is set (``--figure`` wins; needs
+matplotlib), and prints the tables (``--markdown``: Markdown). Logs: ``DIR/<label>/<step>.log``. The step machinery (checking, running,
 resuming) lives in ``steps.py``, shared with ``run_suite.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import signal
@@ -82,9 +93,12 @@ from steps import as_spec_error as _as_spec_error  # noqa: E402
 from steps import make_space as _space  # noqa: E402
 
 from distilnas.config import apply_overrides, from_dict, load_yaml  # noqa: E402
-from distilnas.fileio import LockedError, run_lock  # noqa: E402
+from distilnas.evaluate.metrics import verdict  # noqa: E402
+from distilnas.fileio import LockedError, OutputError, atomic_open, run_lock  # noqa: E402
+from distilnas.report import ReportError  # noqa: E402
 
-SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "entries")
+SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "baseline",
+             "compare", "figure", "entries")
 WAYS = ("search", "random_search", "steps", "arch", "hand")  # exactly one per entry
 EXTRA_KEYS = {"search": ("overrides",), "random_search": ("overrides",), "steps": ("pick",), "arch": (), "hand": ()}
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -110,6 +124,8 @@ class Spec:
     flops_range: tuple[float, float] | None
     space: dict[str, Any]  # the space of arch and hand entries ({} when there are none)
     entries: list[Entry]
+    comparisons: list[tuple[str, str]] = field(default_factory=list)  # (entry, reference): entry - reference
+    figure: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,7 +262,33 @@ def load_spec(path: str | Path, entry_root: Path) -> Spec:
         if e.how == "steps":
             for j, argv in enumerate(step_argv(e, entry_root / e.label)):
                 parse_step(argv, f"entry {e.label}: steps[{j}]")
-    return Spec(retrain, retrain_overrides, list(seeds), search_seed, raw.get("results"), rng, spec_space, entries)
+    figure = raw.get("figure")
+    if figure is not None and (not isinstance(figure, str) or not figure.endswith(".png")):
+        raise SpecError(f"figure: expected a .png path, got {figure!r}")
+    return Spec(retrain, retrain_overrides, list(seeds), search_seed, raw.get("results"), rng, spec_space, entries,
+                _comparisons(raw, labels), figure)
+
+
+def _comparisons(raw: dict[str, Any], labels: list[str]) -> list[tuple[str, str]]:
+    """(entry, reference) pairs: every entry against ``baseline``, then the ``compare`` pairs, each once."""
+    known = f"the spec has {', '.join(labels)}"
+    baseline = raw.get("baseline")
+    if baseline is not None and baseline not in labels:
+        raise SpecError(f"baseline: no entry {baseline!r}; {known}")
+    pairs = [(lab, baseline) for lab in labels if baseline is not None and lab != baseline]
+    compare = raw.get("compare", [])
+    if not isinstance(compare, list):
+        raise SpecError(f"compare: expected a list of [entry, reference] pairs, got {compare!r}")
+    for j, pair in enumerate(compare):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise SpecError(f"compare[{j}]: expected [entry, reference], got {pair!r}")
+        bad = next((x for x in pair if x not in labels), None)
+        if bad is not None:
+            raise SpecError(f"compare[{j}]: no entry {bad!r}; {known}")
+        if pair[0] == pair[1]:
+            raise SpecError(f"compare[{j}]: {pair[0]!r} against itself")
+        pairs.append((pair[0], pair[1]))
+    return list(dict.fromkeys(pairs))
 
 
 def _run_steps(e: Entry, spec: Spec, out: Path) -> None:
@@ -407,12 +449,57 @@ def summarize(spec: Spec, spec_path: str, out: Path) -> dict[str, Any]:
             warnings.append(f"{r['label']}: {r['flops']:,} FLOPs is outside flops_range")
     missing = [r["label"] for r in rows if r["seeds"] != spec.seeds]
     status = "complete" if not missing else f"partial: not every seed retrained for {', '.join(missing)}"
+    acc = {r["label"]: r["test_acc"] for r in rows}
+    comparisons = [{"entry": a, "ref": b, **accuracy_difference(acc[a], acc[b])} for a, b in spec.comparisons]
     return {"about": "test accuracy (%) of each entry's pick retrained from scratch with one recipe, one run per "
                      "seed; mean and sample standard deviation over seeds (benchmarks/search_quality.py)",
             "status": status, "spec": spec_path, "retrain": spec.retrain, "retrain_overrides": spec.retrain_overrides,
             "seeds": spec.seeds, "search_seed": spec.search_seed,
             "flops_range": list(spec.flops_range) if spec.flops_range else None,
-            "warnings": warnings, "entries": rows}
+            "warnings": warnings, "entries": rows,
+            "comparisons_about": "entry - ref: difference of mean test accuracy (points), 95% Welch t interval "
+                                 "over the retraining seeds (unpaired), verdict better / worse / no evidence "
+                                 "(the interval holds 0) / too few seeds (fewer than 2 on a side)",
+            "comparisons": comparisons}
+
+
+def accuracy_difference(a: list[float], b: list[float]) -> dict[str, Any]:
+    """mean(a) - mean(b) with a 95% Welch t interval (``scipy.stats.ttest_ind(equal_var=False)``) and its
+    verdict; fewer than 2 values on a side: no interval, ``too few seeds``."""
+    diff = round(statistics.mean(a) - statistics.mean(b), 4) if a and b else None
+    out: dict[str, Any] = {"mean": diff, "ci95": None, "verdict": "too few seeds", "n": [len(a), len(b)]}
+    if len(a) < 2 or len(b) < 2:
+        return out
+    if statistics.variance(a) == statistics.variance(b) == 0:  # identical runs on both sides: no interval
+        return {**out, "verdict": "no spread"}
+    from scipy import stats
+
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    lo, hi = float(ci.low), float(ci.high)
+    return {**out, "ci95": [round(lo, 4), round(hi, 4)], "verdict": verdict(lo, hi)}
+
+
+CSV_COLUMNS = ("label", "how", "arch", "params", "flops", "in_range", "search_seconds", "seeds", "test_acc", "mean",
+               "std")
+
+
+def write_outputs(summary: dict[str, Any], out: Path, results: str | None, figure: str | None) -> None:
+    """summary.json and summary.csv in ``out``, the results JSON, and the figure (atomic writes)."""
+    text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
+    for path in [out / "summary.json", *([Path(results)] if results else [])]:
+        with atomic_open(path) as f:
+            f.write(text)
+    with atomic_open(out / "summary.csv", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for r in summary["entries"]:
+            w.writerow([" ".join(f"{x:g}" for x in r[k]) if k in ("seeds", "test_acc")
+                        else "" if r[k] is None else r[k] for k in CSV_COLUMNS])
+    if figure:
+        from distilnas.report import plot_search_quality
+
+        if any(r["test_acc"] for r in summary["entries"]):
+            plot_search_quality(summary, figure)
 
 
 def _flops(x: Any) -> str:
@@ -436,6 +523,13 @@ def print_table(summary: dict[str, Any], markdown: bool) -> None:
     rng = summary["flops_range"]
     print(f"retrained with {summary['retrain']} {' '.join(summary['retrain_overrides'])}".rstrip()
           + f", seeds {summary['seeds']}" + (f"; FLOPs range {_flops(rng[0])} - {_flops(rng[1])}" if rng else ""))
+    if summary["comparisons"]:
+        rows = [[f"{c['entry']} - {c['ref']}", "" if c["mean"] is None else f"{c['mean']:+.2f}",
+                 "" if c["ci95"] is None else f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]", c["verdict"],
+                 f"{c['n'][0]} vs {c['n'][1]}"] for c in summary["comparisons"]]
+        print()
+        print(render_table(["comparison", "difference (points)", "95% CI (Welch)", "verdict", "seeds"], rows,
+                           markdown))
     for w in summary["warnings"]:
         print(f"warning: {w}")
 
@@ -473,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary-only", action="store_true", help="run nothing: summarise what is on disk")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--results", default=None, help="results JSON (default: the spec's 'results')")
+    ap.add_argument("--figure", default=None, help="PNG: accuracy against FLOPs (default: the spec's 'figure')")
     args = ap.parse_args(argv)
     try:
         if args.out is None and not args.check:
@@ -511,12 +606,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
     summary = summarize(spec, args.spec, out)
-    text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
-    (out / "summary.json").write_text(text)
-    target = args.results or spec.results
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(text)
+    try:
+        write_outputs(summary, out, args.results or spec.results, args.figure or spec.figure)
+    except (OSError, OutputError, ReportError) as e:  # e.g. a read-only results path, matplotlib missing for the figure
+        print_table(summary, args.markdown)
+        print(f"search_quality: error: {e}", file=sys.stderr)
+        return 2
     print_table(summary, args.markdown)
     for f in failures:
         print(f"search_quality: failed: {f}", file=sys.stderr)

@@ -96,7 +96,7 @@ def test_end_to_end_then_rerun_skips_finished_work(sq, tmp_path, files, monkeypa
     assert fixed["flops"] == 336_256 and fixed["in_range"] is False and any("fixed" in w for w in r["warnings"])
 
     # a rerun runs nothing and rewrites nothing but the summaries
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "summary.json"}
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name not in ("summary.json", "summary.csv")}
     monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
     assert sq.main([spec, "--out", str(out), "--results", str(res)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -210,3 +210,94 @@ def test_a_second_run_into_the_same_out_stops_at_once(sq, tmp_path, files, monke
         assert sq.main([spec, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("search_quality: error: ") and "in use" in err[0]
+
+
+def fake_retrains(out: Path, label: str, accs: list[float]) -> None:
+    """What finished retrainings leave: retrain_seed<s>/result.json with a test accuracy."""
+    for s, acc in enumerate(accs):
+        d = out / label / f"retrain_seed{s}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"arch": ARCH, "test_accuracy": acc, "val_accuracy": acc,
+                                                   "params": 1000, "flops": 7.5e5, "seconds": 3.0}))
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float]:
+    """The 95% Welch interval of mean(a) - mean(b), written out (Welch-Satterthwaite degrees of freedom)."""
+    from scipy.stats import t
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = t.ppf(0.975, df) * (va + vb) ** 0.5
+    d = statistics.mean(a) - statistics.mean(b)
+    return d - half, d + half
+
+
+def test_comparisons_csv_and_figure(sq, tmp_path, files, monkeypatch, capsys):
+    entries = [{"label": x, "arch": ARCH} for x in ("good", "same", "base", "one")]
+    spec = write_spec(tmp_path, files, entries, seeds=[0, 1, 2], baseline="base", compare=[["good", "same"]],
+                      flops_range=[5.0e5, 1.0e6])
+    out = tmp_path / "out"
+    accs = {"good": [91.0, 91.2, 90.9], "same": [89.1, 89.6, 88.8], "base": [89.4, 89.0, 89.3], "one": [89.2]}
+    for label, a in accs.items():
+        fake_retrains(out, label, a)
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    figure = tmp_path / "fig" / "sq.png"
+    args = [spec, "--out", str(out), "--summary-only", "--results", str(tmp_path / "r.json")]
+    if __import__("importlib").util.find_spec("matplotlib"):
+        args += ["--figure", str(figure)]
+    assert sq.main(args) == 0
+    summary = json.loads((tmp_path / "r.json").read_text())
+    got = {(c["entry"], c["ref"]): c for c in summary["comparisons"]}
+    assert list(got) == [("good", "base"), ("same", "base"), ("one", "base"), ("good", "same")]
+    for (a, b), c in got.items():
+        assert c["mean"] == pytest.approx(statistics.mean(accs[a]) - statistics.mean(accs[b]), abs=1e-4)
+        assert c["n"] == [len(accs[a]), len(accs[b])]
+        if a != "one":
+            assert c["ci95"] == pytest.approx(welch(accs[a], accs[b]), abs=1e-4)
+    assert got["good", "base"]["verdict"] == "better" and got["good", "same"]["verdict"] == "better"
+    assert got["same", "base"]["verdict"] == "no evidence"
+    assert got["one", "base"]["verdict"] == "too few seeds" and got["one", "base"]["ci95"] is None
+    printed = capsys.readouterr().out
+    assert "good - base" in printed and "no evidence" in printed and "too few seeds" in printed
+    rows = list(__import__("csv").DictReader((out / "summary.csv").open()))
+    assert [r["label"] for r in rows] == ["good", "same", "base", "one"]
+    assert rows[0]["test_acc"] == "91 91.2 90.9" and rows[3]["seeds"] == "0" and rows[3]["std"] == ""
+    assert json.loads((out / "summary.json").read_text()) == summary
+    if "--figure" in args:
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob("*.partial")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_difference_without_spread_has_no_interval(sq):
+    assert sq.accuracy_difference([90.0, 90.0], [89.0, 89.0])["verdict"] == "no spread"
+    assert sq.accuracy_difference([], [89.0, 89.0]) == {"mean": None, "ci95": None, "verdict": "too few seeds",
+                                                        "n": [0, 2]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"baseline": "nope"}, "baseline: no entry 'nope'; the spec has f, g"),
+    ({"compare": [["f"]]}, r"compare\[0\]: expected \[entry, reference\]"),
+    ({"compare": "f,g"}, "compare: expected a list"),
+    ({"compare": [["f", "x"]]}, r"compare\[0\]: no entry 'x'"),
+    ({"compare": [["g", "g"]]}, r"compare\[0\]: 'g' against itself"),
+    ({"figure": "out.pdf"}, "figure: expected a .png path"),
+])
+def test_bad_comparisons_are_one_line(sq, tmp_path, files, monkeypatch, capsys, change, message):
+    spec = write_spec(tmp_path, files, [{"label": "f", "arch": ARCH}, {"label": "g", "arch": ARCH}], **change)
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    assert sq.main([spec, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and __import__("re").search(message, err[0]), err
+
+
+def test_an_unwritable_results_path_is_one_line_after_the_table(sq, tmp_path, files, monkeypatch, capsys):
+    spec = write_spec(tmp_path, files, [{"label": "f", "arch": ARCH}])
+    fake_retrains(tmp_path / "out", "f", [90.0, 90.5])
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    assert sq.main([spec, "--out", str(tmp_path / "out"), "--summary-only",
+                    "--results", str(tmp_path / "blocker" / "r.json")]) == 2
+    captured = capsys.readouterr()
+    assert "90.25" in captured.out  # the table is still shown
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("search_quality: error: ") and "blocker" in err[0]

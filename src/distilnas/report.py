@@ -23,7 +23,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportError", "write_report", "write_dna_report", "plot_comparison", "plot_budget_curve", "plot_power"]
+__all__ = ["ReportError", "write_report", "write_dna_report", "plot_comparison", "plot_budget_curve", "plot_power",
+           "plot_search_quality"]
 
 _STEP_KEYS = {"step", "epoch", "loss", "lr"}
 _EPOCH_SKIP = {"step", "epoch", "passes", "forward_images", "epoch_seconds", "teacher_picks", "block"}
@@ -390,6 +391,28 @@ def plot_power(curves: dict[int, list[tuple[int, float]]], path: str | Path, tar
     ax.set_xlabel("paired seeds per method")
     ax.set_ylabel(f"difference in tau detected at {power:.0%} power")
     ax.legend(fontsize=7)
+    return _save(plt, fig, Path(path))
+
+
+def plot_search_quality(summary: dict[str, Any], path: str | Path) -> Path:
+    """Search quality at a glance (``benchmarks/search_quality.py``): each entry's pick, retrained from
+    scratch, as test accuracy against FLOPs: one grey point per retraining seed, the mean with +- one sample
+    sd, the entry's label beside it; the spec's FLOPs range shaded. ``summary``: search_quality's summary
+    (``entries`` with label, flops, test_acc, mean, std; ``flops_range``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    rows = [r for r in summary["entries"] if r.get("test_acc") and _num(r.get("flops"))]
+    for r in rows:
+        x = float(r["flops"]) / 1e6
+        ax.scatter([x] * len(r["test_acc"]), r["test_acc"], s=10, color="tab:gray", zorder=2)
+        ax.errorbar([x], [r["mean"]], yerr=[[r["std"] or 0.0]], fmt="o", capsize=4, zorder=3)
+        ax.annotate(r["label"], (x, r["mean"]), fontsize=8, xytext=(6, 0), textcoords="offset points", va="center")
+    rng = summary.get("flops_range")
+    if rng:
+        ax.axvspan(rng[0] / 1e6, rng[1] / 1e6, color="tab:green", alpha=0.08, label="FLOPs range")
+        ax.legend(fontsize=7)
+    ax.set_xlabel("FLOPs (M)")
+    ax.set_ylabel("test accuracy (%), retrained; bar: +- sd")
     return _save(plt, fig, Path(path))
 
 
