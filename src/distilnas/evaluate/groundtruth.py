@@ -153,8 +153,9 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
     cfg = from_dict(BenchConfig, cfg_dict)
     if _WORKER.get("data_cfg") != (cfg_dict["data"], cfg.eval_split):  # a worker process loads the dataset once
         data = load_dataset(cfg.data)
-        if cfg.eval_split == "holdout":
-            data = dataclasses.replace(data, **dict(zip(("holdout_x", "holdout_y"), load_holdout(cfg.data))))
+        if cfg.eval_split == "holdout":  # kept as the images beyond the test set, which is evaluated anyway
+            hx, hy = load_holdout(cfg.data)
+            data = dataclasses.replace(data, holdout_x=hx[len(data.test_y):], holdout_y=hy[len(data.test_y):])
         _WORKER["data"], _WORKER["data_cfg"] = data, (cfg_dict["data"], cfg.eval_split)
     space = _space(cfg)
     arch = space.parse(arch_str)
@@ -162,11 +163,16 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
     params, flops = count_params(model), count_flops(model, space.input_shape())
     t0 = time.time()
     try:
-        sets = (cfg.eval_split, "test") if cfg.eval_split == "holdout" else (cfg.eval_split,)
+        sets = ("test", "holdout") if cfg.eval_split == "holdout" else (cfg.eval_split,)
         res = train_standalone(model, _WORKER["data"], cfg.recipe, seed=seed, device=cfg.device,
                                augment=cfg.data.augment, eval_sets=sets)
     except TrainingDiverged as e:
         raise TrainingDiverged(f"{arch_str} seed {seed}: {e}") from None
+    if cfg.eval_split == "holdout":  # holdout = the test images + the rest: their metrics weighted by count
+        n_test, n_rest = len(_WORKER["data"].test_y), len(_WORKER["data"].holdout_y)
+        for k in ("accuracy", "loss"):
+            res[f"holdout_{k}"] = ((res[f"test_{k}"] * n_test + (res[f"holdout_{k}"] * n_rest if n_rest else 0.0))
+                                   / max(1, n_test + n_rest))
     out = {"arch": arch_str, "seed": seed, "accuracy": res[f"{cfg.eval_split}_accuracy"],
            "loss": res[f"{cfg.eval_split}_loss"], "params": params, "flops": flops,
            "seconds": round(time.time() - t0, 2)}
