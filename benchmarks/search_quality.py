@@ -486,20 +486,26 @@ CSV_COLUMNS = ("label", "how", "arch", "params", "flops", "in_range", "search_se
 def write_outputs(summary: dict[str, Any], out: Path, results: str | None, figure: str | None) -> None:
     """summary.json and summary.csv in ``out``, the results JSON, and the figure (atomic writes)."""
     text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
-    for path in [out / "summary.json", *([Path(results)] if results else [])]:
-        with atomic_open(path) as f:
-            f.write(text)
-    with atomic_open(out / "summary.csv", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for r in summary["entries"]:
-            w.writerow([" ".join(f"{x:g}" for x in r[k]) if k in ("seeds", "test_acc")
-                        else "" if r[k] is None else r[k] for k in CSV_COLUMNS])
-    if figure:
+    rows = [[" ".join(f"{x:g}" for x in r[k]) if k in ("seeds", "test_acc") else "" if r[k] is None else r[k]
+             for k in CSV_COLUMNS] for r in summary["entries"]]
+    writes = [(out / "summary.json", lambda f: f.write(text)),
+              (out / "summary.csv", lambda f: csv.writer(f).writerows([CSV_COLUMNS, *rows])),
+              *([(Path(results), lambda f: f.write(text))] if results else [])]
+    for path, write in writes:
+        try:
+            with atomic_open(path, newline="") as f:
+                write(f)
+        except OSError as e:
+            raise OutputError(f"cannot write {path} ({e.strerror or type(e).__name__}); choose a writable "
+                              f"path") from None
+    if figure and any(r["test_acc"] for r in summary["entries"]):
         from distilnas.report import plot_search_quality
 
-        if any(r["test_acc"] for r in summary["entries"]):
+        try:
             plot_search_quality(summary, figure)
+        except OSError as e:
+            raise OutputError(f"cannot write the figure {figure} ({e.strerror or type(e).__name__}); choose a "
+                              f"writable .png path") from None
 
 
 def _flops(x: Any) -> str:
@@ -581,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SpecError(f"--only: no entry {bad[0]!r}; the spec has {', '.join(labels)}")
         if args.parallel < 1:
             raise SpecError(f"--parallel {args.parallel}: need at least 1")
+        if args.figure is not None and not args.figure.endswith(".png"):
+            raise SpecError(f"--figure {args.figure}: expected a .png path")
     except SpecError as e:
         print(f"search_quality: error: {e}", file=sys.stderr)
         return 2
@@ -608,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(spec, args.spec, out)
     try:
         write_outputs(summary, out, args.results or spec.results, args.figure or spec.figure)
-    except (OSError, OutputError, ReportError) as e:  # e.g. a read-only results path, matplotlib missing for the figure
+    except (OutputError, ReportError) as e:  # e.g. a read-only results path, matplotlib missing for the figure
         print_table(summary, args.markdown)
         print(f"search_quality: error: {e}", file=sys.stderr)
         return 2

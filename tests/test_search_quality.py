@@ -301,3 +301,11 @@ def test_an_unwritable_results_path_is_one_line_after_the_table(sq, tmp_path, fi
     assert "90.25" in captured.out  # the table is still shown
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("search_quality: error: ") and "blocker" in err[0]
+    if __import__("importlib").util.find_spec("matplotlib"):
+        (tmp_path / "dir.png").mkdir()  # a folder where the figure should go
+        assert sq.main([spec, "--out", str(tmp_path / "out"), "--summary-only", "--figure",
+                        str(tmp_path / "dir.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("search_quality: error: cannot write the figure "), err
+    assert sq.main([spec, "--out", str(tmp_path / "out"), "--summary-only", "--figure", "f.pdf"]) == 2
+    assert capsys.readouterr().err.strip() == "search_quality: error: --figure f.pdf: expected a .png path"
