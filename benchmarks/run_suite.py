@@ -187,6 +187,29 @@ def _committed(predictions: Path | None, label: str, seed: int, scoring: list[st
     return meta if list(meta.get("scoring", [])) == list(scoring) else None
 
 
+def config_difference(run_config: Path, config: str, overrides: list[str]) -> str:
+    """The first setting in which a run's ``config.yaml`` differs from ``config`` with ``overrides`` resolved
+    as ``distilnas search`` resolves them ('' when none does). Settings that only one side has (added to
+    distilnas after the run was trained) are not compared."""
+    from distilnas.config import apply_overrides, load_yaml, to_dict
+    from distilnas.train.loop import resolve_config
+
+    try:
+        ran = yaml.safe_load(run_config.read_text())
+        want = to_dict(resolve_config(apply_overrides(load_yaml(config), overrides)))
+    except Exception as e:  # noqa: BLE001 - an unreadable record is a difference, named
+        return f"{run_config} could not be compared: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+
+    def first(a: Any, b: Any, where: str) -> str:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return next((d for k in a if k in b for d in [first(a[k], b[k], f"{where}.{k}" if where else k)] if d), "")
+        if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            return f"{where}: {a!r} there, {b!r} for this entry"
+        return ""
+
+    return first(ran, want, "")
+
+
 def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, archs_file: Path,
             predictions: Path | None, scoring: list[str] = ()) -> dict[str, Any]:
     """Search, score every ground-truth architecture (``distilnas score`` with the suite's ``scoring``
@@ -200,12 +223,18 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
                 "wall_seconds": None}
     run_dir = out / label / f"seed{seed}"
     # which entry trained this run directory: a label shared by two suites run into one --out must not
-    # reuse the other suite's search (a folder from before this record is adopted)
+    # reuse the other suite's search (a folder from before this record is adopted only when the config it
+    # was trained with is the entry's)
     entry, owner = {"config": config, "overrides": list(overrides)}, out / label / f"seed{seed}.entry.json"
     recorded = json.loads(owner.read_text()) if owner.exists() else entry
     if recorded != entry:
         raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
                         f"({recorded}); use another --out, or delete the folder to redo it")
+    if not owner.exists() and (run_dir / "config.yaml").exists():
+        differs = config_difference(run_dir / "config.yaml", config, [f"seed={seed}", "train.threads=1", *overrides])
+        if differs:
+            raise SpecError(f"{run_dir} holds a search trained with another config than entry {label!r} "
+                            f"({differs}); use another --out, or delete the folder to redo it")
     if not owner.exists():
         with atomic_open(owner) as f:
             f.write(json.dumps(entry) + "\n")
@@ -469,6 +498,15 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     status = "complete" if complete else (
         "partial: " + ", ".join(f"{lab} {len(avail.get(lab, []))} of {len(own[lab])} seeds" for lab in missing)
         + ("; " if missing else "") + f"{with_truth} of {wanted} architectures with ground truth")
+    # predictions that leave out architectures with a ground truth shrink every comparison to what they
+    # have (none, for predictions made in another space): name them
+    usable = [a for half in ("report", "tuning") for a in split.get(half, []) if a in truth and len(truth[a]) >= 2]
+    lacking = {f"{lab} seed {s}": n for (lab, s), p in preds.items()
+               for n in [sum(not np.isfinite(p.get(a, np.nan)) for a in usable)] if n}
+    if lacking:
+        status += ("; predictions without a finite score for some architectures with ground truth: "
+                   + ", ".join(f"{k} ({n} of {len(usable)})" for k, n in lacking.items())
+                   + f" (delete their files in {predictions} to redo them)")
     return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
             "split": suite.get("split"), "baseline": baseline, "resamples": resamples}
 

@@ -730,9 +730,9 @@ def test_power_reports_the_detectable_difference_and_refuses_bad_pairs(tmp_path,
 def test_a_label_shared_by_two_suites_does_not_reuse_the_other_search(tmp_path):
     """Two suites run into one --out with the same label: the second refuses the first's run folder
     instead of scoring its search as its own; a folder from before the record is adopted."""
+    rs = _suite_module()
     from steps import SpecError
 
-    rs = _suite_module()
     out = tmp_path / "out"
     run = out / "spos" / "seed0"
     run.mkdir(parents=True)
@@ -745,6 +745,49 @@ def test_a_label_shared_by_two_suites_does_not_reuse_the_other_search(tmp_path):
     assert rs.run_one("spos", "configs/a.yaml", ["x=1"], 0, out, out / "s.truth_archs.txt", None)["selected"] == "x"
     with pytest.raises(SpecError, match="another suite entry labelled 'spos'.*another --out"):
         rs.run_one("spos", "configs/b.yaml", [], 0, out, out / "s.truth_archs.txt", None)
+
+
+def test_a_folder_from_before_the_record_is_adopted_only_when_its_config_is_the_entrys(tmp_path):
+    """What happened on 2026-12-02: the NB201 budget suite's spos-e48 folders (trained before entry records)
+    were adopted by the MobileNet suite's spos-e48 entry, and NB201 predictions were filed as MobileNet ones.
+    The run's config.yaml now decides: the same resolved config is adopted, another one is refused."""
+    rs = _suite_module()
+    from steps import SpecError
+
+    from distilnas.config import apply_overrides, dump_yaml, load_yaml, to_dict
+    from distilnas.train.loop import resolve_config
+
+    cfg, ovr = "configs/bench/spos_nb201_fmnist16.yaml", ["train.epochs=48"]
+    for label, trained_with in (("same", ovr), ("other", ["train.epochs=24"]), ("nb201", ovr)):
+        run = tmp_path / label / "spos-e48" / "seed0"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"arch": "x", "train_seconds": 1.0}))
+        (run / "gt_scores.jsonl").write_text("")
+        (run / "gt_scores.scoring.json").write_text("[]\n")
+        resolved = to_dict(resolve_config(apply_overrides(load_yaml(cfg), ["seed=0", "train.threads=1", *trained_with])))
+        del resolved["train"]["zero_grad"]  # a setting added after the run was trained: not compared
+        dump_yaml(resolved, run / "config.yaml")
+    args = ("spos-e48", cfg, ovr, 0)
+    assert rs.run_one(*args, tmp_path / "same", tmp_path / "a.txt", None)["selected"] == "x"
+    with pytest.raises(SpecError, match=r"another config than entry 'spos-e48' \(train.epochs: 24 there, 48 for this "
+                                        r"entry\); use another --out"):
+        rs.run_one(*args, tmp_path / "other", tmp_path / "a.txt", None)
+    assert not (tmp_path / "other" / "spos-e48" / "seed0.entry.json").exists()
+    mobilenet = ["algorithm={name: spos}", "space.width_mult=0.125", "train.epochs=48"]
+    with pytest.raises(SpecError, match="space.name: 'nb201' there, 'mobilenet' for this entry"):
+        rs.run_one("spos-e48", "configs/bench/cream_mobilenet_fmnist16.yaml", mobilenet, 0, tmp_path / "nb201",
+                   tmp_path / "a.txt", None)
+
+
+def test_predictions_made_in_another_space_are_named_in_the_status(tmp_path):
+    rs = _suite_module()
+    suite, preds = _tiny_suite(tmp_path, np.random.default_rng(0))
+    (preds / "good" / "seed1.jsonl").write_text(json.dumps({"arch": "|none~0|+|", "accuracy": 1.0}) + "\n")
+    status = rs.summarize(suite, ["spos", "good"], [0, 1, 2], preds, resamples=50)["status"]
+    assert "0 of 24 architectures with ground truth" in status
+    assert "predictions without a finite score for some architectures with ground truth: good seed 1 (24 of 24)" \
+        in status and str(preds) in status
+    assert "without a finite score" not in rs.summarize(suite, ["spos"], [0, 1, 2], preds, resamples=50)["status"]
 
 
 def test_supernet_fit_prints_both_fits_side_by_side(tmp_path, search_dict, capsys):
