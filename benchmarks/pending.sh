@@ -31,10 +31,12 @@ A)  # issue 12: the MobileNet ground truth, then DNA's, Cream's and SPOS's ranki
     --archs benchmarks/groundtruth/mobilenet_w0125_fmnist16/archs.txt \
     --out benchmarks/groundtruth/mobilenet_w0125_fmnist16 workers=1
   if [ -e benchmarks/groundtruth/mobilenet_w0125_fmnist16/table.json ]; then  # the suite scores all 48
-    suite mobilenet_w0125_fmnist16
+    # its own run folders: its labels spos-e48 and cream-e48 are the NB201 budget suite's too (spos, cream
+    # and dna are committed and never run again)
+    step "$py" benchmarks/run_suite.py benchmarks/suites/mobilenet_w0125_fmnist16.yaml --out "$out/suite-mobilenet"
     # the 48-epoch probe's snapshots (entries spos-e48 and cream-e48 of that suite)
     step "$py" benchmarks/ranking_over_training.py benchmarks/suites/mobilenet_w0125_fmnist16.yaml --half all \
-      --run "spos=$out/suite/spos-e48/seed0" --run "cream=$out/suite/cream-e48/seed0" \
+      --run "spos=$out/suite-mobilenet/spos-e48/seed0" --run "cream=$out/suite-mobilenet/cream-e48/seed0" \
       --out benchmarks/results/mobilenet_w0125_fmnist16_over_training.json \
       --figure docs/img/benchmark/ranking_over_training_mobilenet_w0125_fmnist16.png
   else
