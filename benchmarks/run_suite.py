@@ -63,7 +63,9 @@ suite's ``scoring`` (the ``scoring`` overrides apply to the ``distilnas score`` 
 Every entry is checked before anything runs (one of ``config`` or ``steps``, known keys, the config file;
 every step and ``scores`` parsed as ``distilnas`` would, for every seed, placeholders known, ``scores``
 present and writing ``{scores}``): bad input is one line ``run_suite: error: ...`` and exit status 2. A
-failed step ends the suite with ``run_suite: failed: ...`` and status 1 (rerun to continue).
+failed command ends its run only: the others go on, the summary covers what finished, and each failure is
+one line ``run_suite: failed: ...`` after the table, with status 1 (rerun to continue). Ctrl-C or ``kill``
+stops the running commands too (each keeps what it finished; status 130 or 143).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ import argparse
 import csv
 import json
 import shutil
-import subprocess
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -86,9 +88,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from steps import (  # noqa: E402  (the step machinery, shared with search_quality.py)
     JobError,
     SpecError,
+    allow_commands,
     check_shared,
     parse_step,
+    run_command,
     run_steps,
+    stop_all,
     strings,
     substitute,
 )
@@ -170,11 +175,9 @@ def load_truths(suite: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
-def _run(cmd: list[str], log: Path) -> None:
-    with open(log, "a") as f:
-        f.write(" ".join(cmd) + "\n")
-        f.flush()
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+def _run(cmd: list[str], log: Path, label: str) -> None:
+    """``cmd`` with its output appended to ``log``, stopped with the script (JobError when it fails)."""
+    run_command(cmd, log, label)
 
 
 def _committed(predictions: Path | None, label: str, seed: int, scoring: list[str]) -> dict[str, Any] | None:
@@ -250,10 +253,10 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
         ran = True
         resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
         _run([*exe, "search", config, "--out", str(run_dir), *resume, f"seed={seed}", "train.threads=1", *overrides],
-             log)
+             log, f"{label} seed {seed}")
     if not scores.exists():
         _run([*exe, "score", str(run_dir), "--archs", str(archs_file), "--out", str(scores), "train.threads=1",
-              *scoring], log)
+              *scoring], log, f"{label} seed {seed}")
         done_scoring.write_text(json.dumps(scoring) + "\n")
     result = json.loads((run_dir / "result.json").read_text())
     if predictions is not None:
@@ -390,7 +393,7 @@ def run_proxy(name: str, suite: dict[str, Any], archs_file: Path, predictions: P
     log.parent.mkdir(parents=True, exist_ok=True)
     _run([sys.executable, "-m", "distilnas.cli", "proxy", name, "--space", str(suite.get("proxy_space", "nb201")),
           "--archs", str(archs_file), "--out", str(dst), "threads=1", *map(str, suite.get("proxy_overrides", []))],
-         log)
+         log, f"proxy {name}")
 
 
 def proxy_predictions(name: str, predictions: Path) -> dict[str, float] | None:
@@ -563,6 +566,14 @@ def render_table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [head, *rows])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``), handled like Ctrl-C."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="run_suite", description=__doc__.splitlines()[0])
     ap.add_argument("suite")
@@ -599,28 +610,45 @@ def main(argv: list[str] | None = None) -> int:
     predictions = Path(suite.get("predictions") or out / "predictions")
     scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
+    failures: list[str] = []
     if not args.summary_only:
-        with atomic_open(archs_file) as f:
-            f.write("\n".join(all_archs(suite)) + "\n")
-        for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
-            run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
         def job(r: dict[str, Any], s: int) -> dict[str, Any]:
             if "steps" in r:
                 return run_steps_one(r, s, out, archs_file, predictions, scoring)
             return run_one(r["label"], r["config"], list(r.get("overrides", [])), s, out, archs_file, predictions,
                            scoring)
 
+        previous = signal.signal(signal.SIGTERM, _terminated)  # kill: like Ctrl-C, the commands stop too
+        allow_commands()
+        pool = ThreadPoolExecutor(args.parallel)
         try:
-            with ThreadPoolExecutor(args.parallel) as pool:
-                rows = list(pool.map(lambda j: job(*j), [(r, s) for s in sorted(set().union(*seeds_of.values()))
-                                                         for r in runs if s in seeds_of[r["label"]]]))
-        except (JobError, SpecError) as e:  # SpecError: a step's config changed since the check
-            print(f"run_suite: failed: {e}", file=sys.stderr)
-            return 1
-        with atomic_open(out / f"{stem}.summary.csv", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+            with atomic_open(archs_file) as f:
+                f.write("\n".join(all_archs(suite)) + "\n")
+            for name in {p for entry in suite.get("proxies", []) for p in str(entry).split("+")}:
+                try:
+                    run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
+                except JobError as e:
+                    failures.append(str(e))
+            jobs = [pool.submit(job, r, s) for s in sorted(set().union(*seeds_of.values()))
+                    for r in runs if s in seeds_of[r["label"]]]
+            for fut in jobs:  # a failed run ends only itself: the others go on
+                try:
+                    rows.append(fut.result())
+                except (JobError, SpecError) as e:  # SpecError: e.g. a run folder of another entry
+                    failures.append(str(e))
+        except KeyboardInterrupt as e:  # Ctrl-C or kill: running commands stop (keeping what they finished)
+            stop_all()
+            print("run_suite: interrupted; rerun the same command to continue (finished work is kept)",
+                  file=sys.stderr)
+            return 143 if isinstance(e, Terminated) else 130
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            signal.signal(signal.SIGTERM, previous)
+        if rows:
+            with atomic_open(out / f"{stem}.summary.csv", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
     summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
     with atomic_open(out / f"{stem}.summary.json") as f:
         f.write(json.dumps(summary, indent=1) + "\n")
@@ -630,7 +658,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(target).write_text(json.dumps(results_json(summary), indent=1) + "\n")
     write_figures(suite, summary)
     print_table(summary, args.markdown)
-    return 0
+    for msg in failures:
+        print(f"run_suite: failed: {msg}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:

@@ -807,3 +807,104 @@ def test_supernet_fit_prints_both_fits_side_by_side(tmp_path, search_dict, capsy
                      (["nope.key=1"], "unknown config key")):
         assert sf.main([str(cfg), *bad]) == 2
         assert msg in capsys.readouterr().err
+
+
+def _config_suite(tmp_path, search_dict, labels=("spos", "bad")):
+    """A suite of config entries over 24 ground-truth architectures a0..a23, seeds 0-1."""
+    import yaml
+
+    archs = [f"a{i}" for i in range(24)]
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "archs.txt").write_text("\n".join(archs) + "\n")
+    (truth / "table.json").write_text(json.dumps({"archs": {a: {"accuracy": [i, i + 0.5]} for i, a in enumerate(archs)}}))
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(search_dict))
+    suite = {"truth": [str(truth)], "predictions": str(tmp_path / "pred"), "seeds": [0, 1],
+             "runs": [{"label": lab, "config": str(tmp_path / "search.yaml")} for lab in labels]}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+class ExitingProc(FakeProc):
+    """FakeProc whose command exits with 1 when its --out lies under a folder named ``bad``."""
+
+    def __call__(self, cmd, **kwargs):
+        proc = ExitingProc(self.calls, self.effect)
+        self.calls.append(cmd)
+        proc.cmd = cmd
+        return proc
+
+    def wait(self):
+        out = Path(self.cmd[self.cmd.index("--out") + 1])
+        if "bad" in out.parts:
+            return 1
+        self.effect(self.cmd)
+        return 0
+
+
+def fake_search_and_score(cmd):
+    sub, argv = cmd[3], cmd[4:]
+    out = Path(argv[argv.index("--out") + 1])
+    if sub == "search":
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps({"arch": "a1", "train_seconds": 2.0, "score_seconds": 1.0}))
+    elif sub == "score":
+        archs = Path(argv[argv.index("--archs") + 1]).read_text().split()
+        out.write_text("".join(json.dumps({"arch": a, "accuracy": float(a[1:])}) + "\n" for a in archs))
+
+
+def test_a_failed_run_ends_only_itself(tmp_path, search_dict, monkeypatch, capsys):
+    """One entry's search fails: the other entry's runs still finish and are summarized; the failures are
+    one line each after the table, and the exit status is 1."""
+    import subprocess
+
+    rs = _suite_module()
+    path = _config_suite(tmp_path, search_dict)
+    calls: list = []
+    monkeypatch.setattr(subprocess, "Popen", ExitingProc(calls, fake_search_and_score))
+    assert rs.main([str(path), "--out", str(tmp_path / "out"), "--resamples", "50"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and all(ln.startswith("run_suite: failed: entry bad seed ") for ln in err), err
+    assert "failed with exit status 1" in err[0] and "bad/seed0.log" in captured.err
+    assert sorted(p.name for p in (tmp_path / "pred" / "spos").glob("*.jsonl")) == ["seed0.jsonl", "seed1.jsonl"]
+    assert "spos" in captured.out and "bad 0 of 2 seeds" in captured.out
+
+
+def test_killing_run_suite_stops_its_search(tmp_path, search_dict):
+    """kill (SIGTERM) of run_suite stops the search it started (it used to keep running, orphaned) and
+    exits with 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    search_dict["train"]["epochs"] = 200  # far longer than the test waits
+    path = _config_suite(tmp_path, search_dict, labels=("spos",))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "run_suite.py"), str(path), "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def searches() -> list[int]:  # the distilnas searches writing into this test's folder
+        found = []
+        for d in Path("/proc").iterdir():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if d.name.isdigit() and b"search" in argv and str(out).encode() in b" ".join(argv):
+                found.append(int(d.name))
+        return found
+
+    deadline = time.time() + 120
+    while not (out / "spos" / "seed0" / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert searches(), f"the search never started: {proc.poll()} {proc.stderr.read() if proc.poll() else ''}"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "run_suite: interrupted; rerun the same command to continue" in err
+    time.sleep(0.5)
+    assert searches() == []
