@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,15 +63,46 @@ def score(ckpt: Path, epoch: int, run: Path, half: str, archs_file: Path, scorin
     dst = run / "snapshots" / f"epoch{epoch}.{half}.jsonl"
     if not dst.exists():
         dst.parent.mkdir(exist_ok=True)
-        rc = subprocess.run([sys.executable, "-m", "distilnas.cli", "score", str(ckpt), "--archs", str(archs_file),
-                             "--out", str(dst), "train.threads=1", *scoring]).returncode
+        rc = _run([sys.executable, "-m", "distilnas.cli", "score", str(ckpt), "--archs", str(archs_file),
+                   "--out", str(dst), "train.threads=1", *scoring])
         if rc != 0:  # distilnas printed its one-line reason above
             raise SystemExit(f"ranking_over_training: error: scoring {ckpt} failed (exit {rc}); scored rows are "
                              f"kept, rerun to continue")
     return dst
 
 
+def _run(cmd: list[str]) -> int:
+    """Run ``cmd``; its exit status. Ctrl-C or kill of this script stops it too (it keeps the rows it scored)."""
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        raise
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``), handled like Ctrl-C."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:
+        print("ranking_over_training: interrupted; rerun the same command to continue (scored snapshots are kept)",
+              file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", help="a run_suite.py suite file (its truth and split)")
     ap.add_argument("--run", action="append", required=True, metavar="LABEL=DIR[,DIR...]",

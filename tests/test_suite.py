@@ -159,8 +159,8 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     calls = []
-    real_run = subprocess.run
-    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or real_run(cmd, **kw))
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(mod.subprocess, "Popen", lambda cmd, **kw: calls.append(cmd) or real_popen(cmd, **kw))
     out = tmp_path / "rot.json"
     argv = [str(suite), "--run", f"a={run}", "--run", f"b={run}", "--pair", "a:b", "--out", str(out),
             "--figure", str(tmp_path / "rot.png"), "--resamples", "50"]
@@ -200,6 +200,35 @@ def test_ranking_over_training_scores_every_snapshot(tmp_path, search_dict, monk
     nosplit.write_text(json.dumps({"truth": [str(truth)], "scoring": ["score.val_size=32"]}))
     with pytest.raises(SystemExit, match="no split: use --half all"):
         mod.main([str(nosplit), "--run", f"a={run}"])
+
+
+def test_ranking_over_training_interrupted_stops_its_scoring(tmp_path, monkeypatch, capsys):
+    """Ctrl-C (or kill) while a snapshot is being scored: the scoring command is stopped too, and the script
+    says how to continue."""
+    import importlib.util
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("ranking_over_training", REPO / "benchmarks" / "ranking_over_training.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    stopped = []
+
+    class Interrupted:
+        def __init__(self, cmd, **kw):
+            self.cmd = cmd
+
+        def wait(self):
+            if not stopped:
+                raise KeyboardInterrupt  # Ctrl-C arrives while the command runs
+            return -15
+
+        def terminate(self):
+            stopped.append(self.cmd[3])
+
+    monkeypatch.setattr(subprocess, "Popen", Interrupted)
+    monkeypatch.setattr(mod, "_main", lambda argv: mod.score(tmp_path / "ck.pt", 3, tmp_path, "all", tmp_path / "a.txt", []))
+    assert mod.main([]) == 130 and stopped == ["score"]
+    assert "interrupted; rerun the same command to continue" in capsys.readouterr().err
 
 
 def test_board_truth_places_the_board_in_the_ground_truth(tmp_path, capsys):
