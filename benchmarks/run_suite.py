@@ -666,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
     """The suite's ``figure`` (per entry: per-seed tau, mean and interval; noise ceiling and the best
     proxy as lines) and ``budget_figure`` (tau against supernet epochs for the entries of ``budget``:
-    method -> {epochs: label}), both on the report half."""
+    method -> {epochs: label}), both on the report half (every architecture in a suite without a split)."""
     if not (suite.get("figure") or suite.get("budget_figure")):
         return
     from distilnas.report import plot_budget_curve, plot_comparison
@@ -680,7 +680,8 @@ def write_figures(suite: dict[str, Any], summary: dict[str, Any]) -> None:
         partners = {str(a): (str(b).removeprefix("proxy:"), entries[str(b)]["mean"])
                     for a, b in suite.get("compare", []) if str(b).startswith("proxy:") and str(b) in entries
                     and str(a) in shown}  # e.g. [rdnas, proxy:flops]: RD-NAS beside its teacher alone
-        plot_comparison({**res, "entries": shown}, suite["figure"], best_proxy=best, partners=partners)
+        plot_comparison({**res, "entries": shown}, suite["figure"], best_proxy=best, partners=partners,
+                        ylabel="Kendall tau (report half)" if suite.get("split") else "Kendall tau (every architecture)")
     if suite.get("budget_figure"):
         curves = {method: [(float(ep), entries[lab]["mean"], *entries[lab]["ci95"])
                            for ep, lab in points.items() if lab in entries]

@@ -308,7 +308,8 @@ def _with_costs(run: Path, scores: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple[str, float] | None = None,
-                    partners: dict[str, tuple[str, float]] | None = None) -> Path:
+                    partners: dict[str, tuple[str, float]] | None = None,
+                    ylabel: str = "Kendall tau (report half)") -> Path:
     """The suite's method comparison: per-seed tau as points, the mean with its 95% interval, the noise
     ceiling (and the best zero-cost proxy) as horizontal lines; ``partners`` (entry -> (proxy, tau)) marks
     beside an entry the proxy it is compared with (RD-NAS's teacher alone)."""
@@ -322,7 +323,7 @@ def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple
         ax.errorbar([x], [e["mean"]], yerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o", color="tab:blue", capsize=4)
         if label in partners:
             ax.scatter([x + 0.3], [partners[label][1]], marker="x", color="tab:red", zorder=3,
-                       label="its proxy alone" if label == next(k for k in entries if k in partners) else None)
+                       label="the proxy it is compared with" if label == next(k for k in entries if k in partners) else None)
             ax.annotate(partners[label][0], (x + 0.3, partners[label][1]), fontsize=6, xytext=(3, 0),
                         textcoords="offset points", va="center")
     if results.get("noise_ceiling") is not None:
@@ -330,7 +331,7 @@ def plot_comparison(results: dict[str, Any], path: str | Path, best_proxy: tuple
     if best_proxy is not None:
         ax.axhline(best_proxy[1], color="tab:orange", ls=":", lw=1, label=f"best proxy ({best_proxy[0]})")
     ax.set_xticks(range(len(entries)), list(entries), rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("Kendall tau (report half)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return _save(plt, fig, Path(path))
 
