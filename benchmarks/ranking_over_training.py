@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import load_truths, read_predictions  # noqa: E402
 
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
+from distilnas.fileio import atomic_open  # noqa: E402
 
 RESAMPLES = 2000
 
@@ -188,8 +189,8 @@ def _main(argv: list[str] | None) -> int:
                           f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] {d['verdict']}")
     print(f"{args.half} half: {result['num_archs']} architectures, noise ceiling {result['noise_ceiling']:.3f}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        with atomic_open(args.out) as f:  # a kill while writing keeps the previous results whole
+            f.write(json.dumps(result, indent=1) + "\n")
     if args.figure:
         from distilnas.report import plot_budget_curve
 

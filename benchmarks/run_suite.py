@@ -73,9 +73,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,27 +192,44 @@ def _committed(predictions: Path | None, label: str, seed: int, scoring: list[st
     return meta if list(meta.get("scoring", [])) == list(scoring) else None
 
 
-def config_difference(run_config: Path, config: str, overrides: list[str]) -> str:
-    """The first setting in which a run's ``config.yaml`` differs from ``config`` with ``overrides`` resolved
-    as ``distilnas search`` resolves them ('' when none does). Settings that only one side has (added to
-    distilnas after the run was trained) are not compared."""
-    from distilnas.config import apply_overrides, load_yaml, to_dict
-    from distilnas.train.loop import resolve_config
+def _claim(owner: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Write the entry record ``owner`` unless one exists (created exclusively, so of two suites that reach
+    one new run folder at once exactly one claims it); the record on disk afterwards."""
+    owner.parent.mkdir(parents=True, exist_ok=True)
+    tmp = owner.with_name(f"{owner.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    tmp.write_text(json.dumps(entry) + "\n")
+    try:
+        os.link(tmp, owner)  # complete when it appears; fails when the record exists
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return json.loads(owner.read_text())
 
+
+def config_difference(run_config: Path, config: str, overrides: list[str]) -> str:
+    """Why a run's ``config.yaml`` is not ``config`` with ``overrides`` resolved as ``distilnas search``
+    resolves them ('' when it is): the first setting that differs, compared as resuming the run would
+    (``distilnas.train.loop.config_changes``: today's defaults for settings added since, runtime-only
+    settings such as threads and logging left out; names first, at most three), or that the file cannot be
+    read."""
+    from distilnas.config import apply_overrides, load_yaml, to_dict
+    from distilnas.train.loop import config_changes, resolve_config
+
+    want = to_dict(resolve_config(apply_overrides(load_yaml(config), overrides)))  # checked before anything ran
     try:
         ran = yaml.safe_load(run_config.read_text())
-        want = to_dict(resolve_config(apply_overrides(load_yaml(config), overrides)))
-    except Exception as e:  # noqa: BLE001 - an unreadable record is a difference, named
-        return f"{run_config} could not be compared: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-
-    def first(a: Any, b: Any, where: str) -> str:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return next((d for k in a if k in b for d in [first(a[k], b[k], f"{where}.{k}" if where else k)] if d), "")
-        if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-            return f"{where}: {a!r} there, {b!r} for this entry"
-        return ""
-
-    return first(ran, want, "")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        return f"its {run_config.name} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    if not isinstance(ran, dict) or not ran:
+        return f"its {run_config.name} is empty or not a mapping"
+    changes = sorted(config_changes(want, ran), key=lambda d: not d.split(":")[0].endswith(".name"))  # kinds first
+    words = []
+    for change in changes[:3]:
+        key, _, values = change.partition(": ")
+        there, _, here = values.partition(" -> ")
+        words.append(f"{key}: {there} there, {here} for this entry")
+    return "; ".join(words) + (f"; {len(changes) - 3} more" if len(changes) > 3 else "")
 
 
 def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path, archs_file: Path,
@@ -229,18 +248,17 @@ def run_one(label: str, config: str, overrides: list[str], seed: int, out: Path,
     # reuse the other suite's search (a folder from before this record is adopted only when the config it
     # was trained with is the entry's)
     entry, owner = {"config": config, "overrides": list(overrides)}, out / label / f"seed{seed}.entry.json"
-    recorded = json.loads(owner.read_text()) if owner.exists() else entry
-    if recorded != entry:
-        raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
-                        f"({recorded}); use another --out, or delete the folder to redo it")
-    if not owner.exists() and (run_dir / "config.yaml").exists():
+    recorded = json.loads(owner.read_text()) if owner.exists() else None
+    if recorded is None and (run_dir / "config.yaml").exists():
         differs = config_difference(run_dir / "config.yaml", config, [f"seed={seed}", "train.threads=1", *overrides])
         if differs:
             raise SpecError(f"{run_dir} holds a search trained with another config than entry {label!r} "
                             f"({differs}); use another --out, or delete the folder to redo it")
-    if not owner.exists():
-        with atomic_open(owner) as f:
-            f.write(json.dumps(entry) + "\n")
+    if recorded is None:
+        recorded = _claim(owner, entry)
+    if recorded != entry:
+        raise SpecError(f"{run_dir} holds the search of another suite entry labelled {label!r} "
+                        f"({recorded}); use another --out, or delete the folder to redo it")
     scores = run_dir / "gt_scores.jsonl"
     done_scoring = run_dir / "gt_scores.scoring.json"
     if scores.exists() and (not done_scoring.exists() or json.loads(done_scoring.read_text()) != scoring):
@@ -504,12 +522,16 @@ def summarize(suite: dict[str, Any], labels: list[str], seeds: list[int], predic
     # predictions that leave out architectures with a ground truth shrink every comparison to what they
     # have (none, for predictions made in another space): name them
     usable = [a for half in ("report", "tuning") for a in split.get(half, []) if a in truth and len(truth[a]) >= 2]
-    lacking = {f"{lab} seed {s}": n for (lab, s), p in preds.items()
-               for n in [sum(not np.isfinite(p.get(a, np.nan)) for a in usable)] if n}
+    runs_of = {str(r.get("label")) for r in suite.get("runs", [])}  # the entries' own files (not proxies)
+    lacking: dict[str, list[str]] = {}
+    for (lab, s), p in preds.items():
+        n = sum(not np.isfinite(p.get(a, np.nan)) for a in usable)
+        if n and lab in runs_of:
+            lacking.setdefault(lab, []).append(f"{s} ({n} of {len(usable)})")
     if lacking:
         status += ("; predictions without a finite score for some architectures with ground truth: "
-                   + ", ".join(f"{k} ({n} of {len(usable)})" for k, n in lacking.items())
-                   + f" (delete their files in {predictions} to redo them)")
+                   + ", ".join(f"{lab} seed {', '.join(v)}" for lab, v in lacking.items())
+                   + f" (scored in another space? delete their files in {predictions} to redo them)")
     return {"status": status, "seeds": common, "halves": halves, "truth": [str(d) for d in truth_dirs(suite)],
             "split": suite.get("split"), "baseline": baseline, "resamples": resamples}
 
@@ -629,24 +651,31 @@ def main(argv: list[str] | None = None) -> int:
                     run_proxy(name, suite, archs_file, predictions, out / "proxies" / f"{name}.log")
                 except JobError as e:
                     failures.append(str(e))
-            jobs = [pool.submit(job, r, s) for s in sorted(set().union(*seeds_of.values()))
+            jobs = [(r["label"], s, pool.submit(job, r, s)) for s in sorted(set().union(*seeds_of.values()))
                     for r in runs if s in seeds_of[r["label"]]]
-            for fut in jobs:  # a failed run ends only itself: the others go on
+            for label, s, fut in jobs:  # a failed run ends only itself: the others go on
                 try:
                     rows.append(fut.result())
                 except (JobError, SpecError) as e:  # SpecError: e.g. a run folder of another entry
                     failures.append(str(e))
+                    rows.append({"label": label, "seed": s, "failed": str(e)})
+                except Exception as e:  # noqa: BLE001 - e.g. an unwritable predictions folder: named, not fatal
+                    failures.append(f"entry {label} seed {s}: {type(e).__name__}: {e}")
+                    rows.append({"label": label, "seed": s, "failed": failures[-1]})
         except KeyboardInterrupt as e:  # Ctrl-C or kill: running commands stop (keeping what they finished)
             stop_all()
             print("run_suite: interrupted; rerun the same command to continue (finished work is kept)",
                   file=sys.stderr)
             return 143 if isinstance(e, Terminated) else 130
+        except BaseException:  # anything else: no command is left running while the pool waits for it
+            stop_all()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             signal.signal(signal.SIGTERM, previous)
-        if rows:
+        if rows:  # one row per run of this call, failed ones with their reason
             with atomic_open(out / f"{stem}.summary.csv", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in [*r, "failed"])))
                 w.writeheader()
                 w.writerows(rows)
     summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
@@ -654,8 +683,8 @@ def main(argv: list[str] | None = None) -> int:
         f.write(json.dumps(summary, indent=1) + "\n")
     target = args.results or suite.get("results")
     if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(json.dumps(results_json(summary), indent=1) + "\n")
+        with atomic_open(target) as f:
+            f.write(json.dumps(results_json(summary), indent=1) + "\n")
     write_figures(suite, summary)
     print_table(summary, args.markdown)
     for msg in failures:

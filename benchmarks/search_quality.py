@@ -49,8 +49,10 @@ the repository root). ``--only`` limits what runs; the table and results always 
 Comparisons (``baseline``, ``compare``): the difference of mean test accuracy, entry minus reference, in
 points, with a 95% Welch t interval over the retraining seeds (unpaired: two picks retrained with one seed
 share the data order, not their initial weights) and a verdict: better / worse / no evidence (the interval
-holds 0) / too few seeds (fewer than 2 on a side). With 3 seeds the interval is wide: a difference has to
-be several seed spreads large to count.
+holds 0) / too few seeds (fewer than 2 on a side) / no spread (identical runs on both sides). With 3 seeds
+the interval is wide: a difference has to be several seed spreads large to count. It covers the retraining
+noise of one pick per entry (one search seed), so a verdict compares two picks, not two methods over
+their search seeds; and nothing corrects for making several comparisons.
 
 Writes ``DIR/summary.json``, ``DIR/summary.csv`` (one row per entry) and the ``--results`` JSON (default:
 the spec's ``results``), all atomically, the ``figure`` when one is set (``--figure`` wins; needs
@@ -94,7 +96,7 @@ from steps import make_space as _space  # noqa: E402
 
 from distilnas.config import apply_overrides, from_dict, load_yaml  # noqa: E402
 from distilnas.evaluate.metrics import verdict  # noqa: E402
-from distilnas.fileio import LockedError, OutputError, atomic_open, run_lock  # noqa: E402
+from distilnas.fileio import LockedError, OutputError, atomic_open, prepare_out_dir, run_lock  # noqa: E402
 from distilnas.report import ReportError  # noqa: E402
 
 SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "baseline",
@@ -459,7 +461,10 @@ def summarize(spec: Spec, spec_path: str, out: Path) -> dict[str, Any]:
             "warnings": warnings, "entries": rows,
             "comparisons_about": "entry - ref: difference of mean test accuracy (points), 95% Welch t interval "
                                  "over the retraining seeds (unpaired), verdict better / worse / no evidence "
-                                 "(the interval holds 0) / too few seeds (fewer than 2 on a side)",
+                                 "(the interval holds 0) / too few seeds (fewer than 2 on a side) / no spread "
+                                 "(identical runs on both sides). The interval covers retraining noise of one "
+                                 "pick per entry (one search seed): a verdict compares two picks, not two "
+                                 "methods over search seeds; no correction for making several comparisons",
             "comparisons": comparisons}
 
 
@@ -596,7 +601,15 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(spec, out)
         print(f"{args.spec}: OK")
         return 0
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_out_dir(out, "search-quality directory (--out)")
+        if args.figure or spec.figure:  # before hours of work, not after them
+            from distilnas.report import _plt
+
+            _plt()
+    except (OutputError, ReportError) as e:
+        print(f"search_quality: error: {e}", file=sys.stderr)
+        return 2
     failures: list[str] = []
     if not args.summary_only:
         previous = signal.signal(signal.SIGTERM, _terminated)
@@ -616,8 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(spec, args.spec, out)
     try:
         write_outputs(summary, out, args.results or spec.results, args.figure or spec.figure)
-    except (OutputError, ReportError) as e:  # e.g. a read-only results path, matplotlib missing for the figure
+    except (OutputError, ReportError) as e:  # e.g. a read-only results path
         print_table(summary, args.markdown)
+        for f in failures:
+            print(f"search_quality: failed: {f}", file=sys.stderr)
         print(f"search_quality: error: {e}", file=sys.stderr)
         return 2
     print_table(summary, args.markdown)

@@ -202,6 +202,9 @@ def run_command(cmd: list[str], log: Path, label: str) -> float:
             _ACTIVE.add(proc)
         try:
             rc = proc.wait()
+        except BaseException:  # Ctrl-C or kill while this thread waits (the main thread): stop the command too
+            _stop(proc)
+            raise
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(proc)
@@ -216,9 +219,25 @@ def allow_commands() -> None:
     _STOPPING.clear()
 
 
+STOP_SECONDS = 60.0  # how long a stopped command may take to save its work before it is killed
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to ``proc`` and wait for it; SIGKILL after :data:`STOP_SECONDS`."""
+    with contextlib.suppress(OSError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+
+
 def stop_all() -> None:
-    """SIGTERM to every running command (each keeps what it finished and exits) and wait for them; no
-    command starts afterwards (until :func:`allow_commands`)."""
+    """SIGTERM to every running command (each keeps what it finished and exits; one that takes longer than
+    :data:`STOP_SECONDS` is killed) and wait for them; no command starts afterwards (until
+    :func:`allow_commands`)."""
     with _ACTIVE_LOCK:
         _STOPPING.set()
         procs = list(_ACTIVE)
@@ -226,7 +245,7 @@ def stop_all() -> None:
         with contextlib.suppress(OSError):
             proc.terminate()
     for proc in procs:
-        proc.wait()
+        _stop(proc)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -309,3 +309,5 @@ def test_an_unwritable_results_path_is_one_line_after_the_table(sq, tmp_path, fi
         assert len(err) == 1 and err[0].startswith("search_quality: error: cannot write the figure "), err
     assert sq.main([spec, "--out", str(tmp_path / "out"), "--summary-only", "--figure", "f.pdf"]) == 2
     assert capsys.readouterr().err.strip() == "search_quality: error: --figure f.pdf: expected a .png path"
+    assert sq.main([spec, "--out", str(tmp_path / "blocker"), "--summary-only"]) == 2  # --out is a file
+    assert capsys.readouterr().err.strip().endswith("blocker is a file, not a directory; choose another path")

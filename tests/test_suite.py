@@ -787,7 +787,8 @@ def test_a_folder_from_before_the_record_is_adopted_only_when_its_config_is_the_
     from distilnas.train.loop import resolve_config
 
     cfg, ovr = "configs/bench/spos_nb201_fmnist16.yaml", ["train.epochs=48"]
-    for label, trained_with in (("same", ovr), ("other", ["train.epochs=24"]), ("nb201", ovr)):
+    for label, trained_with in (("same", ovr), ("other", ["train.epochs=24"]), ("nb201", ovr),
+                                ("runtime", [*ovr, "train.log_every=7", "train.threads=2"]), ("empty", ovr)):
         run = tmp_path / label / "spos-e48" / "seed0"
         run.mkdir(parents=True)
         (run / "result.json").write_text(json.dumps({"arch": "x", "train_seconds": 1.0}))
@@ -802,6 +803,15 @@ def test_a_folder_from_before_the_record_is_adopted_only_when_its_config_is_the_
                                         r"entry\); use another --out"):
         rs.run_one(*args, tmp_path / "other", tmp_path / "a.txt", None)
     assert not (tmp_path / "other" / "spos-e48" / "seed0.entry.json").exists()
+    # settings that only change how a run is run (threads, logging) do not count; an empty record refuses
+    assert rs.run_one(*args, tmp_path / "runtime", tmp_path / "a.txt", None)["selected"] == "x"
+    (tmp_path / "empty" / "spos-e48" / "seed0" / "config.yaml").write_text("")
+    with pytest.raises(SpecError, match="its config.yaml is empty or not a mapping"):
+        rs.run_one(*args, tmp_path / "empty", tmp_path / "a.txt", None)
+    # of two suites claiming one new folder, the first record stays
+    owner = tmp_path / "claim" / "seed0.entry.json"
+    assert rs._claim(owner, {"config": "a"}) == {"config": "a"}
+    assert rs._claim(owner, {"config": "b"}) == {"config": "a"} and not list(owner.parent.glob("*.partial"))
     mobilenet = ["algorithm={name: spos}", "space.width_mult=0.125", "train.epochs=48"]
     with pytest.raises(SpecError, match="space.name: 'nb201' there, 'mobilenet' for this entry"):
         rs.run_one("spos-e48", "configs/bench/cream_mobilenet_fmnist16.yaml", mobilenet, 0, tmp_path / "nb201",
@@ -937,3 +947,41 @@ def test_killing_run_suite_stops_its_search(tmp_path, search_dict):
     assert "run_suite: interrupted; rerun the same command to continue" in err
     time.sleep(0.5)
     assert searches() == []
+
+
+def test_an_interrupted_command_is_stopped_and_a_stuck_one_killed(tmp_path, monkeypatch):
+    """Ctrl-C or kill while run_command waits stops the command as well (a proxy run by the main thread was
+    left running); stop_all kills a command that does not stop within STOP_SECONDS."""
+    import subprocess
+    import sys
+
+    _suite_module()
+    steps = sys.modules["steps"]
+    events = []
+
+    class Proc:
+        def __init__(self, cmd, interrupt=True, stuck=False, **kw):
+            self.interrupt, self.stuck = interrupt, stuck
+
+        def wait(self, timeout=None):
+            if self.interrupt:
+                self.interrupt = False
+                raise KeyboardInterrupt
+            if self.stuck and timeout is not None:
+                self.stuck = False
+                raise subprocess.TimeoutExpired("cmd", timeout)
+            return -15
+
+        def terminate(self):
+            events.append("terminate")
+
+        def kill(self):
+            events.append("kill")
+
+    monkeypatch.setattr(subprocess, "Popen", Proc)
+    with pytest.raises(KeyboardInterrupt):
+        steps.run_command(["distilnas", "proxy"], tmp_path / "log", "proxy x")
+    assert events == ["terminate"] and not steps._ACTIVE
+    events.clear()
+    steps._stop(Proc([], interrupt=False, stuck=True))
+    assert events == ["terminate", "kill"]

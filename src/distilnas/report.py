@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,17 @@ def _num(v: Any) -> bool:
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Save through a temporary sibling that replaces ``path`` when complete (a kill never leaves half a
+    PNG where a document links one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -168,11 +168,12 @@ def _train_one(cfg_dict: dict[str, Any], arch_str: str, seed: int) -> dict[str, 
                                augment=cfg.data.augment, eval_sets=sets)
     except TrainingDiverged as e:
         raise TrainingDiverged(f"{arch_str} seed {seed}: {e}") from None
-    if cfg.eval_split == "holdout":  # holdout = the test images + the rest: their metrics weighted by count
+    if cfg.eval_split == "holdout":  # holdout = the test images + the rest: correct counts and losses summed
         n_test, n_rest = len(_WORKER["data"].test_y), len(_WORKER["data"].holdout_y)
-        for k in ("accuracy", "loss"):
-            res[f"holdout_{k}"] = ((res[f"test_{k}"] * n_test + (res[f"holdout_{k}"] * n_rest if n_rest else 0.0))
-                                   / max(1, n_test + n_rest))
+        n = max(1, n_test + n_rest)
+        correct = round(res["test_accuracy"] * n_test / 100) + round(res["holdout_accuracy"] * n_rest / 100)
+        res["holdout_accuracy"] = 100.0 * correct / n  # exactly what evaluating the concatenation gives
+        res["holdout_loss"] = (res["test_loss"] * n_test + res["holdout_loss"] * n_rest) / n
     out = {"arch": arch_str, "seed": seed, "accuracy": res[f"{cfg.eval_split}_accuracy"],
            "loss": res[f"{cfg.eval_split}_loss"], "params": params, "flops": flops,
            "seconds": round(time.time() - t0, 2)}

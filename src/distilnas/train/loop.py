@@ -152,6 +152,14 @@ def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
         return saved
 
 
+def config_changes(cfg: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """``"key: saved -> new"`` for every setting in which a run's saved config (with today's defaults for
+    options added since) differs from ``cfg`` (a resolved config as a dict), the runtime-only settings
+    (:data:`RUNTIME_KEYS`) left out: what resuming the run checks, and what a suite checks before it takes
+    an existing run folder as one of its runs."""
+    return [d for d in _config_diff(cfg, _with_defaults(saved)) if d.split(":")[0] not in RUNTIME_KEYS]
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(a) | set(b)):
@@ -197,7 +205,7 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
     if resume and ckpt_path is not None:
         state = load_checkpoint(ckpt_path, map_location=run.device)
         saved = _with_defaults(state.get("config") or {})
-        diff = [d for d in _config_diff(to_dict(cfg), saved) if d.split(":")[0] not in RUNTIME_KEYS]
+        diff = config_changes(to_dict(cfg), saved)
         if extend:  # more epochs, nothing else
             longer = [d for d in diff if d.startswith("train.epochs:")]
             if longer and cfg.train.epochs <= int(saved["train"]["epochs"]):
