@@ -489,8 +489,15 @@ CSV_COLUMNS = ("label", "how", "arch", "params", "flops", "in_range", "search_se
 
 
 def write_outputs(summary: dict[str, Any], out: Path, results: str | None, figure: str | None) -> None:
-    """summary.json and summary.csv in ``out``, the results JSON, and the figure (atomic writes)."""
+    """summary.json and summary.csv in ``out``, the results JSON, and the figure (atomic writes). A partial
+    summary never replaces complete results (a look at a scratch --out must not undo the committed table):
+    then the results and the figure are kept, and a line on stderr says so."""
     text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
+    previous = read_json(Path(results)) if results else None
+    if previous is not None and previous.get("status") == "complete" and summary["status"] != "complete":
+        print(f"search_quality: kept {results} and the figure: they hold complete results and this summary is "
+              f"{summary['status'].split(':')[0]} (pass --results FILE to write it elsewhere)", file=sys.stderr)
+        results = figure = None
     rows = [[" ".join(f"{x:g}" for x in r[k]) if k in ("seeds", "test_acc") else "" if r[k] is None else r[k]
              for k in CSV_COLUMNS] for r in summary["entries"]]
     writes = [(out / "summary.json", lambda f: f.write(text)),

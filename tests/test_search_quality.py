@@ -311,3 +311,18 @@ def test_an_unwritable_results_path_is_one_line_after_the_table(sq, tmp_path, fi
     assert capsys.readouterr().err.strip() == "search_quality: error: --figure f.pdf: expected a .png path"
     assert sq.main([spec, "--out", str(tmp_path / "blocker"), "--summary-only"]) == 2  # --out is a file
     assert capsys.readouterr().err.strip().endswith("blocker is a file, not a directory; choose another path")
+
+
+def test_a_partial_summary_never_replaces_complete_results(sq, tmp_path, files, monkeypatch, capsys):
+    spec = write_spec(tmp_path, files, [{"label": "f", "arch": ARCH}])
+    fake_retrains(tmp_path / "done", "f", [90.0, 90.5])
+    res = tmp_path / "r.json"
+    monkeypatch.setattr(sq.subprocess, "Popen", no_subprocess)
+    assert sq.main([spec, "--out", str(tmp_path / "done"), "--summary-only", "--results", str(res)]) == 0
+    complete = res.read_text()
+    assert json.loads(complete)["status"] == "complete"
+    # a look at a scratch folder that holds less
+    assert sq.main([spec, "--out", str(tmp_path / "scratch"), "--summary-only", "--results", str(res)]) == 0
+    assert res.read_text() == complete
+    assert f"kept {res} and the figure" in capsys.readouterr().err
+    assert json.loads((tmp_path / "scratch" / "summary.json").read_text())["status"].startswith("partial")
