@@ -101,7 +101,8 @@ from steps import (  # noqa: E402  (the step machinery, shared with search_quali
 )
 
 from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
-from distilnas.fileio import atomic_open  # noqa: E402
+from distilnas.fileio import OutputError, atomic_open, prepare_out_dir  # noqa: E402
+from distilnas.report import ReportError  # noqa: E402
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 
 RESAMPLES = 2000
@@ -625,7 +626,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_suite: error: --only names {', '.join(unknown)}, not an entry of {args.suite}; its entries: "
               f"{', '.join(r['label'] for r in suite['runs'])}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_out_dir(out, "suite directory (--out)")
+    except OutputError as e:
+        print(f"run_suite: error: {e}", file=sys.stderr)
+        return 2
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
     seeds_of = entry_seeds(suite, seeds, explicit=bool(args.seeds))
     labels = [r["label"] for r in runs]
@@ -679,13 +684,24 @@ def main(argv: list[str] | None = None) -> int:
                 w.writeheader()
                 w.writerows(rows)
     summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
-    with atomic_open(out / f"{stem}.summary.json") as f:
-        f.write(json.dumps(summary, indent=1) + "\n")
     target = args.results or suite.get("results")
-    if target:
-        with atomic_open(target) as f:
-            f.write(json.dumps(results_json(summary), indent=1) + "\n")
-    write_figures(suite, summary)
+    written = [(out / f"{stem}.summary.json", json.dumps(summary, indent=1) + "\n"),
+               *([(Path(target), json.dumps(results_json(summary), indent=1) + "\n")] if target else [])]
+    try:
+        for path, text in written:
+            try:
+                with atomic_open(path) as f:
+                    f.write(text)
+            except OSError as e:
+                raise OutputError(f"cannot write {path} ({e.strerror or type(e).__name__}); choose a writable "
+                                  f"path (--results)") from None
+        write_figures(suite, summary)
+    except (OutputError, ReportError, OSError) as e:  # the table still shows what was computed
+        print_table(summary, args.markdown)
+        for msg in failures:
+            print(f"run_suite: failed: {msg}", file=sys.stderr)
+        print(f"run_suite: error: {e}", file=sys.stderr)
+        return 2
     print_table(summary, args.markdown)
     for msg in failures:
         print(f"run_suite: failed: {msg}", file=sys.stderr)

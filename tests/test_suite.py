@@ -985,3 +985,18 @@ def test_an_interrupted_command_is_stopped_and_a_stuck_one_killed(tmp_path, monk
     events.clear()
     steps._stop(Proc([], interrupt=False, stuck=True))
     assert events == ["terminate", "kill"]
+
+
+def test_unwritable_outputs_are_one_line(tmp_path, search_dict, capsys):
+    rs = _suite_module()
+    path = _config_suite(tmp_path, search_dict, labels=("spos",))
+    (tmp_path / "afile").write_text("")
+    assert rs.main([str(path), "--out", str(tmp_path / "afile"), "--summary-only"]) == 2
+    assert capsys.readouterr().err.strip() == (f"run_suite: error: suite directory (--out) {tmp_path / 'afile'} is a "
+                                               f"file, not a directory; choose another path")
+    assert rs.main([str(path), "--out", str(tmp_path / "out"), "--summary-only", "--results",
+                    str(tmp_path / "afile" / "r.json")]) == 2
+    captured = capsys.readouterr()
+    assert "spos 0 of 2 seeds" in captured.out  # the table is still shown
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("run_suite: error: ") and "afile" in err[0], err
