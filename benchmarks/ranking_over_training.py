@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import load_truths, read_predictions  # noqa: E402
 
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
-from distilnas.fileio import atomic_open  # noqa: E402
+from distilnas.fileio import OutputError, atomic_open, prepare_out_dir  # noqa: E402
 
 RESAMPLES = 2000
 
@@ -116,6 +116,14 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--figure", default=None, help="PNG: tau against epoch per run")
     ap.add_argument("--resamples", type=int, default=RESAMPLES)
     args = ap.parse_args(argv)
+    for what, path in (("--out", args.out), ("--figure", args.figure)):  # checked before any scoring
+        if path:
+            try:
+                prepare_out_dir(Path(path).parent, f"the folder of {what}")
+            except OutputError as e:
+                raise SystemExit(f"ranking_over_training: error: {e}") from None
+            if Path(path).is_dir():
+                raise SystemExit(f"ranking_over_training: error: {what} {path} is a directory; give a file name")
 
     suite = yaml.safe_load(Path(args.suite).read_text())
     runs: dict[str, list[Path]] = {}

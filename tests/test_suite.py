@@ -231,6 +231,21 @@ def test_ranking_over_training_interrupted_stops_its_scoring(tmp_path, monkeypat
     assert "interrupted; rerun the same command to continue" in capsys.readouterr().err
 
 
+def test_ranking_over_training_checks_its_outputs_before_scoring(tmp_path, monkeypatch):
+    import importlib.util
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("ranking_over_training", REPO / "benchmarks" / "ranking_over_training.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("scored before checking its outputs"))
+    (tmp_path / "afile").write_text("")
+    for flag, path, msg in (("--out", tmp_path, "is a directory; give a file name"),
+                            ("--figure", tmp_path / "afile" / "f.png", "is a file, not a directory")):
+        with pytest.raises(SystemExit, match=msg):
+            mod.main(["suite.yaml", "--run", f"a={tmp_path}", flag, str(path)])
+
+
 def test_board_truth_places_the_board_in_the_ground_truth(tmp_path, capsys):
     """benchmarks/board_truth.py: the boards' paths listed once each; their standalone accuracy placed
     among the sampled cells' (percentile, share below the median) and their op mix counted."""
