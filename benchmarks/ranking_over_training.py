@@ -39,6 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_suite import load_truths, read_predictions  # noqa: E402
+from steps import interrupted, on_sigterm  # noqa: E402
 
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 from distilnas.fileio import OutputError, atomic_open, prepare_out_dir  # noqa: E402
@@ -83,22 +84,12 @@ def _run(cmd: list[str]) -> int:
         raise
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``), handled like Ctrl-C."""
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return _main(argv)
     except KeyboardInterrupt as e:
-        print("ranking_over_training: interrupted; rerun the same command to continue (scored snapshots are kept)",
-              file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return interrupted("ranking_over_training", e, "scored snapshots are kept")
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -92,6 +92,8 @@ from steps import (  # noqa: E402  (the step machinery, shared with search_quali
     SpecError,
     allow_commands,
     check_shared,
+    interrupted,
+    on_sigterm,
     parse_step,
     run_command,
     run_steps,
@@ -589,14 +591,6 @@ def render_table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [head, *rows])
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``), handled like Ctrl-C."""
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="run_suite", description=__doc__.splitlines()[0])
     ap.add_argument("suite")
@@ -645,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_one(r["label"], r["config"], list(r.get("overrides", [])), s, out, archs_file, predictions,
                            scoring)
 
-        previous = signal.signal(signal.SIGTERM, _terminated)  # kill: like Ctrl-C, the commands stop too
+        previous = signal.signal(signal.SIGTERM, on_sigterm)  # kill: like Ctrl-C, the commands stop too
         allow_commands()
         pool = ThreadPoolExecutor(args.parallel)
         try:
@@ -669,9 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"label": label, "seed": s, "failed": failures[-1]})
         except KeyboardInterrupt as e:  # Ctrl-C or kill: running commands stop (keeping what they finished)
             stop_all()
-            print("run_suite: interrupted; rerun the same command to continue (finished work is kept)",
-                  file=sys.stderr)
-            return 143 if isinstance(e, Terminated) else 130
+            return interrupted("run_suite", e)
         except BaseException:  # anything else: no command is left running while the pool waits for it
             stop_all()
             raise

@@ -83,6 +83,8 @@ from steps import (  # noqa: E402  (the step machinery, shared with run_suite.py
     SpecError,
     allow_commands,
     check_config,
+    interrupted,
+    on_sigterm,
     parse_step,
     read_json,
     read_records,
@@ -567,14 +569,6 @@ def print_plan(spec: Spec, out: Path) -> None:
           f"{spec.seeds}) with {spec.retrain} {' '.join(spec.retrain_overrides)}".rstrip())
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``), handled like Ctrl-C."""
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="search_quality", description=__doc__.splitlines()[0])
     ap.add_argument("spec")
@@ -619,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failures: list[str] = []
     if not args.summary_only:
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
         try:
             with run_lock(out, "search-quality directory"):  # a second run into OUT stops at once
                 failures = run_all([e for e in spec.entries if not only or e.label in only], spec, out,
@@ -628,9 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"search_quality: error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as e:
-            print("search_quality: interrupted; rerun the same command to continue (finished work is kept)",
-                  file=sys.stderr)
-            return 143 if isinstance(e, Terminated) else 130
+            return interrupted("search_quality", e)
         finally:
             signal.signal(signal.SIGTERM, previous)
     summary = summarize(spec, args.spec, out)

@@ -214,6 +214,22 @@ def run_command(cmd: list[str], log: Path, label: str) -> float:
     return round(time.time() - t0, 1)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``), raised in the main thread like Ctrl-C's KeyboardInterrupt (see :func:`on_sigterm`)."""
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: ``signal.signal(signal.SIGTERM, on_sigterm)`` makes a kill stop a script (and,
+    through :func:`stop_all` or :func:`run_command`, its commands) the way Ctrl-C does."""
+    raise Terminated
+
+
+def interrupted(script: str, e: KeyboardInterrupt, kept: str = "finished work is kept") -> int:
+    """Say how to continue after Ctrl-C or kill; the exit status (130, or 143 after a kill)."""
+    print(f"{script}: interrupted; rerun the same command to continue ({kept})", file=sys.stderr)
+    return 143 if isinstance(e, Terminated) else 130
+
+
 def allow_commands() -> None:
     """Let commands start again (after :func:`stop_all`)."""
     _STOPPING.clear()
