@@ -935,7 +935,7 @@ def test_killing_run_suite_stops_its_search(tmp_path, search_dict):
     import sys
     import time
 
-    search_dict["train"]["epochs"] = 200  # far longer than the test waits
+    search_dict["train"]["epochs"] = 5000  # far longer than the test waits, on any machine
     path = _config_suite(tmp_path, search_dict, labels=("spos",))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "run_suite.py"), str(path), "--out", str(out)],
