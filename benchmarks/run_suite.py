@@ -64,7 +64,9 @@ Every entry is checked before anything runs (one of ``config`` or ``steps``, kno
 every step and ``scores`` parsed as ``distilnas`` would, for every seed, placeholders known, ``scores``
 present and writing ``{scores}``): bad input is one line ``run_suite: error: ...`` and exit status 2. A
 failed command ends its run only: the others go on, the summary covers what finished, and each failure is
-one line ``run_suite: failed: ...`` after the table, with status 1 (rerun to continue). Ctrl-C or ``kill``
+one line ``run_suite: failed: ...`` after the table, with status 1 (rerun to continue). ``--only`` and
+``--seeds`` limit what runs; the table, the results JSON and the figures always cover the whole suite
+(its entries and seeds). Ctrl-C or ``kill``
 stops the running commands too (each keeps what it finished; status 130 or 143).
 """
 
@@ -627,7 +629,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runs = [r for r in suite["runs"] if only is None or r["label"] in only]
     seeds_of = entry_seeds(suite, seeds, explicit=bool(args.seeds))
-    labels = [r["label"] for r in runs]
     predictions = Path(suite.get("predictions") or out / "predictions")
     scoring = [str(o) for o in suite.get("scoring", [])]
     rows: list[dict[str, Any]] = []
@@ -675,7 +676,11 @@ def main(argv: list[str] | None = None) -> int:
                 w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in [*r, "failed"])))
                 w.writeheader()
                 w.writerows(rows)
-    summary = summarize(suite, labels, seeds, predictions, args.resamples, seeds_of)
+    # the summary (table, results, figures) covers the whole suite, whatever --only and --seeds ran: a lane
+    # running part of a suite must not replace its committed results with that part
+    _, suite_seeds = load_suite(args.suite)
+    summary = summarize(suite, [r["label"] for r in suite["runs"]], suite_seeds, predictions, args.resamples,
+                        entry_seeds(suite, suite_seeds))
     target = args.results or suite.get("results")
     written = [(out / f"{stem}.summary.json", json.dumps(summary, indent=1) + "\n"),
                *([(Path(target), json.dumps(results_json(summary), indent=1) + "\n")] if target else [])]

@@ -1015,3 +1015,21 @@ def test_unwritable_outputs_are_one_line(tmp_path, search_dict, capsys):
     assert "spos 0 of 2 seeds" in captured.out  # the table is still shown
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("run_suite: error: ") and "afile" in err[0], err
+
+
+def test_only_and_seeds_limit_what_runs_not_what_is_summarized(tmp_path, search_dict, monkeypatch):
+    """A lane that runs part of a suite (--only, --seeds) must not replace its results with that part."""
+    import subprocess
+
+    rs = _suite_module()
+    path = _config_suite(tmp_path, search_dict, labels=("spos", "cream"))
+    calls: list = []
+    monkeypatch.setattr(subprocess, "Popen", ExitingProc(calls, fake_search_and_score))
+    res = tmp_path / "r.json"
+    assert rs.main([str(path), "--out", str(tmp_path / "out"), "--resamples", "50", "--results", str(res)]) == 0
+    calls.clear()
+    assert rs.main([str(path), "--out", str(tmp_path / "out2"), "--resamples", "50", "--results", str(res),
+                    "--only", "cream", "--seeds", "1"]) == 0
+    assert calls == []  # committed predictions: nothing runs
+    entries = json.loads(res.read_text())["entries"]
+    assert set(entries) >= {"spos", "cream"} and entries["spos"]["seeds"] == [0, 1]
