@@ -457,7 +457,7 @@ def summarize(spec: Spec, spec_path: str, out: Path) -> dict[str, Any]:
     comparisons = [{"entry": a, "ref": b, **accuracy_difference(acc[a], acc[b])} for a, b in spec.comparisons]
     return {"about": "test accuracy (%) of each entry's pick retrained from scratch with one recipe, one run per "
                      "seed; mean and sample standard deviation over seeds (benchmarks/search_quality.py)",
-            "status": status, "spec": spec_path, "retrain": spec.retrain, "retrain_overrides": spec.retrain_overrides,
+            "status": status, "spec": spec_path, "out": str(out.resolve()), "retrain": spec.retrain, "retrain_overrides": spec.retrain_overrides,
             "seeds": spec.seeds, "search_seed": spec.search_seed,
             "flops_range": list(spec.flops_range) if spec.flops_range else None,
             "warnings": warnings, "entries": rows,
@@ -492,11 +492,12 @@ CSV_COLUMNS = ("label", "how", "arch", "params", "flops", "in_range", "search_se
 
 def write_outputs(summary: dict[str, Any], out: Path, results: str | None, figure: str | None) -> None:
     """summary.json and summary.csv in ``out``, the results JSON, and the figure (atomic writes). A partial
-    summary never replaces complete results (a look at a scratch --out must not undo the committed table):
-    then the results and the figure are kept, and a line on stderr says so."""
+    summary of another --out never replaces complete results (a look at a scratch folder must not undo the
+    committed table): then the results and the figure are kept, and a line on stderr says so."""
     text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
     previous = read_json(Path(results)) if results else None
-    if previous is not None and previous.get("status") == "complete" and summary["status"] != "complete":
+    if (previous is not None and previous.get("status") == "complete" and summary["status"] != "complete"
+            and previous.get("out") != summary["out"]):
         print(f"search_quality: kept {results} and the figure: they hold complete results and this summary is "
               f"{summary['status'].split(':')[0]} (pass --results FILE to write it elsewhere)", file=sys.stderr)
         results = figure = None
