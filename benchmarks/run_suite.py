@@ -105,7 +105,7 @@ from steps import (  # noqa: E402  (the step machinery, shared with search_quali
 )
 
 from distilnas.evaluate.groundtruth import load_truth_dir  # noqa: E402
-from distilnas.fileio import OutputError, atomic_open, prepare_out_dir  # noqa: E402
+from distilnas.fileio import OutputError, atomic_open, prepare_out_dir, write_atomic  # noqa: E402
 from distilnas.report import ReportError  # noqa: E402
 from distilnas.evaluate.metrics import noise_ceiling, seed_arch_bootstrap  # noqa: E402
 
@@ -686,12 +686,7 @@ def main(argv: list[str] | None = None) -> int:
                *([(Path(target), json.dumps(results_json(summary), indent=1) + "\n")] if target else [])]
     try:
         for path, text in written:
-            try:
-                with atomic_open(path) as f:
-                    f.write(text)
-            except OSError as e:
-                raise OutputError(f"cannot write {path} ({e.strerror or type(e).__name__}); choose a writable "
-                                  f"path (--results)") from None
+            write_atomic(path, text)
         write_figures(suite, summary)
     except (OutputError, ReportError, OSError) as e:  # the table still shows what was computed
         print_table(summary, args.markdown)

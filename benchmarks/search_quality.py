@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import re
 import signal
@@ -98,7 +99,7 @@ from steps import make_space as _space  # noqa: E402
 
 from distilnas.config import apply_overrides, from_dict, load_yaml  # noqa: E402
 from distilnas.evaluate.metrics import verdict  # noqa: E402
-from distilnas.fileio import LockedError, OutputError, atomic_open, prepare_out_dir, run_lock  # noqa: E402
+from distilnas.fileio import LockedError, OutputError, prepare_out_dir, run_lock, write_atomic  # noqa: E402
 from distilnas.report import ReportError  # noqa: E402
 
 SPEC_KEYS = ("retrain", "retrain_overrides", "seeds", "search_seed", "results", "flops_range", "space", "baseline",
@@ -503,16 +504,11 @@ def write_outputs(summary: dict[str, Any], out: Path, results: str | None, figur
         results = figure = None
     rows = [[" ".join(f"{x:g}" for x in r[k]) if k in ("seeds", "test_acc") else "" if r[k] is None else r[k]
              for k in CSV_COLUMNS] for r in summary["entries"]]
-    writes = [(out / "summary.json", lambda f: f.write(text)),
-              (out / "summary.csv", lambda f: csv.writer(f).writerows([CSV_COLUMNS, *rows])),
-              *([(Path(results), lambda f: f.write(text))] if results else [])]
-    for path, write in writes:
-        try:
-            with atomic_open(path, newline="") as f:
-                write(f)
-        except OSError as e:
-            raise OutputError(f"cannot write {path} ({e.strerror or type(e).__name__}); choose a writable "
-                              f"path") from None
+    table = io.StringIO(newline="")
+    csv.writer(table).writerows([CSV_COLUMNS, *rows])
+    for path, content in ((out / "summary.json", text), (out / "summary.csv", table.getvalue()),
+                          *([(Path(results), text)] if results else [])):
+        write_atomic(path, content, newline="")
     if figure and any(r["test_acc"] for r in summary["entries"]):
         from distilnas.report import plot_search_quality
 

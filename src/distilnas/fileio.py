@@ -43,6 +43,16 @@ def atomic_open(path: str | Path, mode: str = "w", newline: str | None = None) -
             tmp.unlink()
 
 
+def write_atomic(path: str | Path, text: str, newline: str | None = None) -> None:
+    """``text`` into ``path`` through :func:`atomic_open`; a one-line :class:`OutputError` naming ``path``
+    (not the temporary file) when it cannot be written."""
+    try:
+        with atomic_open(path, newline=newline) as f:
+            f.write(text)
+    except OSError as e:
+        raise OutputError(f"cannot write {path} ({_why(e)}); choose a writable path") from None
+
+
 def _why(e: OSError) -> str:
     return {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
             errno.EPERM: "permission denied", errno.ENOSPC: "no space left on the device",
