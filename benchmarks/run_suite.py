@@ -228,12 +228,8 @@ def config_difference(run_config: Path, config: str, overrides: list[str]) -> st
         return f"its {run_config.name} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     if not isinstance(ran, dict) or not ran:
         return f"its {run_config.name} is empty or not a mapping"
-    changes = sorted(config_changes(want, ran), key=lambda d: not d.split(":")[0].endswith(".name"))  # kinds first
-    words = []
-    for change in changes[:3]:
-        key, _, values = change.partition(": ")
-        there, _, here = values.partition(" -> ")
-        words.append(f"{key}: {there} there, {here} for this entry")
+    changes = sorted(config_changes(want, ran), key=lambda d: not d.key.endswith(".name"))  # kinds first
+    words = [f"{d.key}: {d.saved!r} there, {d.new!r} for this entry" for d in changes[:3]]
     return "; ".join(words) + (f"; {len(changes) - 3} more" if len(changes) > 3 else "")
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -152,15 +152,26 @@ def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
         return saved
 
 
-def config_changes(cfg: dict[str, Any], saved: dict[str, Any]) -> list[str]:
-    """``"key: saved -> new"`` for every setting in which a run's saved config (with today's defaults for
-    options added since) differs from ``cfg`` (a resolved config as a dict), the runtime-only settings
+class ConfigChange(NamedTuple):
+    """One setting in which a run's saved config differs from a new one."""
+
+    key: str  # dotted, e.g. "train.epochs"
+    saved: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.saved!r} -> {self.new!r}"
+
+
+def config_changes(cfg: dict[str, Any], saved: dict[str, Any]) -> list[ConfigChange]:
+    """Every setting in which a run's saved config (with today's defaults for options added since) differs
+    from ``cfg`` (a resolved config as a dict), sorted by key, the runtime-only settings
     (:data:`RUNTIME_KEYS`) left out: what resuming the run checks, and what a suite checks before it takes
     an existing run folder as one of its runs."""
-    return [d for d in _config_diff(cfg, _with_defaults(saved)) if d.split(":")[0] not in RUNTIME_KEYS]
+    return [d for d in _config_diff(cfg, _with_defaults(saved)) if d.key not in RUNTIME_KEYS]
 
 
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[ConfigChange]:
     out = []
     for k in sorted(set(a) | set(b)):
         full = f"{prefix}{k}"
@@ -168,7 +179,7 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _config_diff(va, vb, full + ".")
         elif va != vb:
-            out.append(f"{full}: {vb!r} -> {va!r}")
+            out.append(ConfigChange(full, vb, va))
     return out
 
 
@@ -207,13 +218,13 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
         saved = _with_defaults(state.get("config") or {})
         diff = config_changes(to_dict(cfg), saved)
         if extend:  # more epochs, nothing else
-            longer = [d for d in diff if d.startswith("train.epochs:")]
+            longer = [d for d in diff if d.key == "train.epochs"]
             if longer and cfg.train.epochs <= int(saved["train"]["epochs"]):
                 raise CheckpointError(f"--extend needs more epochs than the run's {saved['train']['epochs']}; "
                                       f"got train.epochs={cfg.train.epochs}")
-            diff = [d for d in diff if not d.startswith("train.epochs:")]
+            diff = [d for d in diff if d.key != "train.epochs"]
         if diff:
-            raise CheckpointError(f"{ckpt_path} was written by a different config ({'; '.join(diff[:3])}); "
+            raise CheckpointError(f"{ckpt_path} was written by a different config ({'; '.join(map(str, diff[:3]))}); "
                                   f"resume with the same config or use a new --out")
         try:
             run.supernet.load_state_dict(state["model"])
@@ -574,7 +585,7 @@ def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         changed = []
         if overrides:
             base = _with_defaults(saved)
-            changed = [d for d in _config_diff(to_dict(cfg), base) if d.split(".")[0] in ("space", "algorithm")]
+            changed = [d for d in _config_diff(to_dict(cfg), base) if d.key.split(".")[0] in ("space", "algorithm")]
         if changed:
             raise CheckpointError(f"overriding {changed[0]} does not fit the weights in {path} (it changes the "
                                   f"network the checkpoint was trained as); drop that override") from None
