@@ -1,11 +1,12 @@
 """CPU time the committed benchmark results cost, as their own metadata records it.
 
-    python benchmarks/compute_spent.py [FOLDER ...] [--markdown]
+    python benchmarks/compute_spent.py [PATH ...] [--markdown]
 
-A FOLDER is a suite's predictions folder (``<label>/seed<s>.result.json``: ``train_seconds`` +
-``score_seconds`` per search, one torch thread each) or a ``bench build`` folder (``runs.jsonl``: ``seconds``
-per standalone training run). Default: every folder under ``benchmarks/results/`` and
-``benchmarks/groundtruth/``. Prints one row per entry (a suite label, or a ground-truth folder) with its
+A PATH is a suite's predictions folder (``<label>/seed<s>.result.json``: ``train_seconds`` +
+``score_seconds`` per search, one torch thread each), a ``bench build`` folder (``runs.jsonl``: ``seconds``
+per standalone training run) or a search-quality results file (``benchmarks/search_quality.py``'s JSON:
+per entry its search's ``search_seconds`` and its retrainings' ``retrain_seconds``). Default: every folder
+under ``benchmarks/results/`` and ``benchmarks/groundtruth/`` and every ``benchmarks/results/search_quality_*.json``. Prints one row per entry (a suite label, or a ground-truth folder) with its
 runs and CPU-hours, then the totals. What is not recorded is not counted: rescoring, proxies, snapshot
 scoring, killed runs' lost work and the wall time of a step pipeline's waits. The seconds are wall
 seconds of one-thread jobs on a shared machine, so they include slowdowns from jobs running beside them.
@@ -55,17 +56,47 @@ def builds(folder: Path) -> list[tuple[str, int, float]]:
     return [(folder.name, n, seconds)] if n else []
 
 
+def search_quality(path: Path) -> list[tuple[str, int, float]] | None:
+    """(entry, runs, seconds) per entry of a search-quality results file: its search (one run, when it
+    searched) and its retrainings; None when the file is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "label" in e for e in entries):
+        return None
+    rows = []
+    for e in entries:
+        retrain = [float(x) for x in e.get("retrain_seconds") or [] if x is not None]
+        search = e.get("search_seconds")
+        n = len(retrain) + (search is not None)
+        if n:
+            rows.append((f"{path.stem}/{e['label']}", n, sum(retrain) + float(search or 0)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="*", type=Path)
+    ap.add_argument("paths", nargs="*", type=Path)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
-    folders = args.folders or sorted(p for base in ("results", "groundtruth")
-                                     for p in (ROOT / "benchmarks" / base).iterdir() if p.is_dir())
-    kinds: dict[str, list[tuple[str, int, float]]] = {"searches": [], "ground truth": []}
-    for f in folders:
+    paths = args.paths or (sorted(p for base in ("results", "groundtruth")
+                                  for p in (ROOT / "benchmarks" / base).iterdir() if p.is_dir())
+                           + sorted((ROOT / "benchmarks" / "results").glob("search_quality_*.json")))
+    kinds: dict[str, list[tuple[str, int, float]]] = {"searches": [], "ground truth": [], "search quality": []}
+    for f in paths:
+        if f.is_file():
+            rows = search_quality(f)
+            if rows is None:
+                print(f"compute_spent: error: {f} is not a search-quality results file "
+                      "(benchmarks/search_quality.py writes them)", file=sys.stderr)
+                return 2
+            kinds["search quality"] += rows
+            continue
         if not f.is_dir():
-            print(f"compute_spent: error: {f} is not a folder (a predictions or bench build folder)", file=sys.stderr)
+            print(f"compute_spent: error: {f} is not a folder (a predictions or bench build folder) "
+                  "or a search-quality results file", file=sys.stderr)
             return 2
         if (f / "runs.jsonl").is_file():
             kinds["ground truth"] += builds(f)

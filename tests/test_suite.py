@@ -552,6 +552,18 @@ def test_compute_spent_sums_recorded_seconds(tmp_path, capsys):
     assert "gt" in out and "1.00 CPU-h" in out and "total 2.67 CPU-h" in out
     assert mod.main([str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+    # a search-quality results file: each entry's search (when it searched) and its retrainings
+    sq = tmp_path / "search_quality_x.json"
+    sq.write_text(json.dumps({"entries": [
+        {"label": "cream", "search_seconds": 1800.0, "retrain_seconds": [900.0, 900.0, None]},
+        {"label": "hand", "search_seconds": None, "retrain_seconds": [1800.0]}]}))
+    assert mod.main([str(sq), str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert "search_quality_x/cream" in out and "3 runs" in out and "search_quality_x/hand" in out
+    assert "1.50 CPU-h" in out and "total 2.50 CPU-h" in out  # search quality 1.00 + 0.50; with gt's 1.00
+    (tmp_path / "other.json").write_text('{"entries": {"spos": {}}}')  # a suite's results, not search quality
+    assert mod.main([str(tmp_path / "other.json")]) == 2
+    assert "not a search-quality results file" in capsys.readouterr().err
 
 
 def test_only_with_an_unknown_label_is_one_line(tmp_path, monkeypatch, capsys):
