@@ -6,9 +6,11 @@ A PATH is a suite's predictions folder (``<label>/seed<s>.result.json``: ``train
 ``score_seconds`` per search, one torch thread each), a ``bench build`` folder (``runs.jsonl``: ``seconds``
 per standalone training run) or a search-quality results file (``benchmarks/search_quality.py``'s JSON:
 per entry its search's ``search_seconds`` and its retrainings' ``retrain_seconds``). Default: every folder
-under ``benchmarks/results/`` and ``benchmarks/groundtruth/`` and every ``benchmarks/results/search_quality_*.json``. Prints one row per entry (a suite label, or a ground-truth folder) with its
-runs and CPU-hours, then the totals. What is not recorded is not counted: rescoring, proxies, snapshot
-scoring, killed runs' lost work and the wall time of a step pipeline's waits. The seconds are wall
+under ``benchmarks/results/`` and ``benchmarks/groundtruth/`` and every
+``benchmarks/results/search_quality_*.json``. Prints one row per entry (a suite label, a ground-truth folder,
+or a search-quality entry) with its runs and CPU-hours, then the totals. What is not recorded is not
+counted: rescoring, proxies, snapshot scoring, killed runs' lost work and the wall time of a step pipeline's
+waits. The seconds are wall
 seconds of one-thread jobs on a shared machine, so they include slowdowns from jobs running beside them.
 """
 

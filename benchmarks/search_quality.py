@@ -458,7 +458,8 @@ def summarize(spec: Spec, spec_path: str, out: Path) -> dict[str, Any]:
     comparisons = [{"entry": a, "ref": b, **accuracy_difference(acc[a], acc[b])} for a, b in spec.comparisons]
     return {"about": "test accuracy (%) of each entry's pick retrained from scratch with one recipe, one run per "
                      "seed; mean and sample standard deviation over seeds (benchmarks/search_quality.py)",
-            "status": status, "spec": spec_path, "out": str(out.resolve()), "retrain": spec.retrain, "retrain_overrides": spec.retrain_overrides,
+            "status": status, "spec": spec_path, "out": str(out.resolve()), "retrain": spec.retrain,
+            "retrain_overrides": spec.retrain_overrides,
             "seeds": spec.seeds, "search_seed": spec.search_seed,
             "flops_range": list(spec.flops_range) if spec.flops_range else None,
             "warnings": warnings, "entries": rows,

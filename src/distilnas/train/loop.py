@@ -224,8 +224,8 @@ def train_supernet(run: Run, data: Splits, out: Path | None, resume: bool = Fals
                                       f"got train.epochs={cfg.train.epochs}")
             diff = [d for d in diff if d.key != "train.epochs"]
         if diff:
-            raise CheckpointError(f"{ckpt_path} was written by a different config ({'; '.join(map(str, diff[:3]))}); "
-                                  f"resume with the same config or use a new --out")
+            raise CheckpointError(f"{ckpt_path} was written by a different config "
+                                  f"({'; '.join(map(str, diff[:3]))}); resume with the same config or use a new --out")
         try:
             run.supernet.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -585,7 +585,8 @@ def load_supernet(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         changed = []
         if overrides:
             base = _with_defaults(saved)
-            changed = [d for d in _config_diff(to_dict(cfg), base) if d.key.split(".")[0] in ("space", "algorithm")]
+            changed = [d for d in _config_diff(to_dict(cfg), base)
+                       if d.key.split(".")[0] in ("space", "algorithm")]
         if changed:
             raise CheckpointError(f"overriding {changed[0]} does not fit the weights in {path} (it changes the "
                                   f"network the checkpoint was trained as); drop that override") from None
